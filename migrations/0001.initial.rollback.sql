@@ -1,0 +1,2 @@
+DROP TABLE videos;
+DROP TABLE users;

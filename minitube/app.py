@@ -1,0 +1,70 @@
+"""The application factory: middlewares, the route table, resources."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from . import auth, feed, health, openapi, pages, streaming, uploads, videos, viewers, views
+from .db import db_ctx
+from .keys import settings_key, storage_key
+from .middlewares import access_log, error_envelope, security_headers
+from .redis_client import redis_ctx
+from .settings import Settings
+from .storage import Storage
+
+# JSON bodies other than uploads are small; uploads are streamed and limited
+# by MINITUBE_MAX_UPLOAD_BYTES in uploads.py instead.
+CLIENT_MAX_SIZE = 64 * 1024
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        web.get("/", pages.page, name="page"),
+        web.get("/watch/{id:\\d+}", pages.page, name="page-watch"),
+        web.get("/upload", pages.page, name="page-upload"),
+        web.get("/login", pages.page, name="page-login"),
+        web.get("/register", pages.page, name="page-register"),
+        web.post("/auth/register", auth.register, name="register"),
+        web.post("/auth/login", auth.login, name="login"),
+        web.get("/auth/me", auth.me, name="me"),
+        web.post("/auth/logout-all", auth.logout_all, name="logout-all"),
+        web.post("/videos/upload", uploads.upload, name="upload"),
+        web.get("/videos", feed.feed, name="feed"),
+        web.get("/videos/{id:\\d+}", videos.get_video, name="video"),
+        web.delete("/videos/{id:\\d+}", videos.delete_video, name="delete-video"),
+        # GET also answers HEAD (aiohttp adds it with allow_head).
+        web.get("/videos/{id:\\d+}/stream", streaming.stream, name="stream"),
+        web.get("/videos/{id:\\d+}/thumbnail", videos.thumbnail, name="thumbnail"),
+        web.get("/videos/{id:\\d+}/views", views.get_views, name="views"),
+        web.post("/videos/{id:\\d+}/views", views.report_view, name="report-view"),
+        web.get("/videos/{id:\\d+}/active-viewers", viewers.active_viewers, name="active-viewers"),
+        web.get("/healthz", health.healthz, name="healthz"),
+        web.get("/readyz", health.readyz, name="readyz"),
+        web.get("/api/openapi.json", openapi.document, name="openapi"),
+        web.get("/api/docs", openapi.docs, name="api-docs"),
+        web.static(pages.STATIC_PREFIX, pages.FRONTEND_DIR / "static", name="static", append_version=False),
+    ]
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    storage = Storage(app[settings_key].storage_dir)
+    storage.prepare()
+    app[storage_key] = storage
+    yield
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[access_log, error_envelope], client_max_size=CLIENT_MAX_SIZE)
+    app[settings_key] = settings
+    app.add_routes(routes())
+    pages.setup_templates(app)
+    app.on_response_prepare.append(security_headers)
+    # Order matters: cleanup runs in reverse, so presence (which still talks
+    # to Redis as its sockets close) is torn down before the Redis client.
+    app.cleanup_ctx.extend(
+        [storage_ctx, db_ctx, redis_ctx, auth.hasher_ctx, streaming.media_cache_ctx, viewers.presence_ctx]
+    )
+    app.on_shutdown.append(viewers.close_sockets)
+    return app

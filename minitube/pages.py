@@ -1,0 +1,28 @@
+"""The bundled web page. One template serves every page path; the page's own
+script routes on the path, so /watch/{id} can be shared and reloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from .views import ensure_anonymous_id
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+STATIC_PREFIX = "/static/"
+
+
+def setup_templates(app: web.Application) -> None:
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(FRONTEND_DIR / "templates"), autoescape=True)
+
+
+async def page(request: web.Request) -> web.Response:
+    response = aiohttp_jinja2.render_template("index.html", request, {"static_url": STATIC_PREFIX})
+    response.headers["Cache-Control"] = "no-cache"
+    # Issue the anonymous viewer cookie up front, so the page's WebSocket and
+    # view reports carry it from the first request.
+    ensure_anonymous_id(request, response)
+    return response

@@ -1,0 +1,54 @@
+"""Fixed-window counters in Redis, shared by every process.
+
+Throttling fails open: when Redis is down we log and let the request through,
+because refusing every login during a Redis outage would be worse than
+briefly not rate limiting them."""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+
+from .errors import RateLimited
+from .redis_client import UNAVAILABLE_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+async def current(redis: aioredis.Redis, key: str) -> tuple[int, int]:
+    """(count, seconds until the window resets) without counting."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            count, ttl = await pipe.get(key).ttl(key).execute()
+    except UNAVAILABLE_ERRORS:
+        log.warning("rate limit check skipped: Redis unavailable")
+        return 0, 0
+    return int(count or 0), max(int(ttl), 0)
+
+
+async def hit(redis: aioredis.Redis, key: str, window: int) -> tuple[int, int]:
+    """Count one event in the window; returns (count, seconds until reset)."""
+    try:
+        # SET NX EX then INCR: the window starts at the first event and the
+        # counter can never be left without an expiry (Redis 6 has no EXPIRE NX).
+        async with redis.pipeline(transaction=True) as pipe:
+            _, count, ttl = await pipe.set(key, 0, ex=window, nx=True).incr(key).ttl(key).execute()
+    except UNAVAILABLE_ERRORS:
+        log.warning("rate limit not counted: Redis unavailable")
+        return 0, 0
+    return int(count), max(int(ttl), 1)
+
+
+async def forget(redis: aioredis.Redis, key: str) -> None:
+    try:
+        await redis.delete(key)
+    except UNAVAILABLE_ERRORS:
+        log.warning("rate limit not reset: Redis unavailable")
+
+
+async def limit(redis: aioredis.Redis, key: str, *, allowed: int, window: int, what: str) -> None:
+    """Count one event and raise 429 once more than `allowed` fell in the window."""
+    count, ttl = await hit(redis, key, window)
+    if count > allowed:
+        raise RateLimited(ttl, f"Too many {what}; try again in {ttl} seconds.")

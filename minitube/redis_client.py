@@ -1,0 +1,34 @@
+"""The shared Redis client."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .keys import redis_key, settings_key
+
+# Errors that mean "Redis is not reachable right now".
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def connect(url: str) -> aioredis.Redis:
+    # Short timeouts: a Redis outage must degrade a request, not hang it.
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=15,
+    )
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: one Redis client (a connection pool) per process."""
+    client = connect(app[settings_key].redis_url)
+    app[redis_key] = client
+    yield
+    await client.aclose()

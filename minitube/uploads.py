@@ -1,0 +1,140 @@
+"""Uploads: multipart streamed to disk, checked by its bytes, probed, stored.
+
+The body is never held in memory: `read_chunk` hands over at most a chunk at
+a time and each chunk is written to the upload's private workspace off the
+event loop. The byte limit is enforced here (client_max_size does not cover
+streamed parts); past it, and as soon as the first bytes show the file is not
+a video, the server answers without reading the rest and closes the
+connection."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import BinaryIO
+
+from aiohttp import web
+
+from . import ratelimit
+from .auth import AuthUser, clean_text, required_user
+from .errors import BadRequest, Invalid, NotAVideo, TooLarge
+from .httputil import client_address, json_response
+from .keys import redis_key, settings_key, storage_key
+from .media import SNIFF_BYTES, describe_unknown, process_upload, sniff_container
+from .settings import Settings
+from .videos import create_video, fetch_video, video_json
+
+CHUNK = 1024 * 1024
+MAX_TEXT_FIELD = 64 * 1024
+# Room for the multipart boundaries and the small text fields.
+ENVELOPE_ALLOWANCE = 2 * MAX_TEXT_FIELD + 64 * 1024
+
+
+@dataclasses.dataclass
+class UploadForm:
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    file_path: Path | None = None
+    filename: str | None = None
+
+
+async def read_form(request: web.Request, workspace: Path, settings: Settings) -> UploadForm:
+    if not request.content_type.startswith("multipart/form-data"):
+        raise BadRequest("Send the video as multipart/form-data.", code="invalid_multipart")
+    form = UploadForm()
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if part.name == "file" and part.filename is not None:
+                if form.file_path is not None:
+                    raise BadRequest("Send one file per upload.", code="invalid_multipart")
+                form.filename = clean_text(part.filename)[:255] or None
+                form.file_path = workspace / "upload.bin"
+                await _receive_file(part, form.file_path, settings.max_upload_bytes)
+            elif part.name in ("title", "description"):
+                form.fields[part.name] = await _read_text(part)
+            else:
+                await part.release()  # unknown fields are skipped, but still bounded by the stream
+    except (ValueError, AssertionError, UnicodeDecodeError, LookupError) as exc:
+        # aiohttp's multipart reader reports a malformed body with these.
+        raise BadRequest(f"The multipart body is malformed ({exc.__class__.__name__}).", code="invalid_multipart") from None
+    return form
+
+
+async def _read_text(part) -> str:
+    data = bytearray()
+    while chunk := await part.read_chunk(8192):
+        data += chunk
+        if len(data) > MAX_TEXT_FIELD:
+            raise TooLarge(f"The {part.name} field is too long.", code="field_too_large")
+    return bytes(data).decode(part.get_charset(default="utf-8"))
+
+
+async def _receive_file(part, path: Path, limit: int) -> None:
+    loop = asyncio.get_running_loop()
+    received = 0
+    head = b""
+    with open(path, "wb") as out:
+        while chunk := await part.read_chunk(CHUNK):
+            received += len(chunk)
+            if received > limit:
+                raise TooLarge(f"The file is larger than the limit of {limit} bytes.", code="file_too_large")
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+                if len(head) >= SNIFF_BYTES and sniff_container(head) is None:
+                    raise NotAVideo(describe_unknown(head))
+            await loop.run_in_executor(None, _write, out, chunk)
+    if sniff_container(head) is None:
+        raise NotAVideo(describe_unknown(head))
+
+
+def _write(out: BinaryIO, chunk: bytes) -> None:
+    out.write(chunk)
+
+
+def validate_fields(form: UploadForm, settings: Settings) -> tuple[str, str]:
+    errors = {}
+    if form.file_path is None:
+        errors["file"] = "is required (a video file in the 'file' field)"
+    title = clean_text(form.fields.get("title", ""))
+    if not title:
+        errors["title"] = "is required"
+    elif len(title) > settings.max_title_chars:
+        errors["title"] = f"must be at most {settings.max_title_chars} characters"
+    description = clean_text(form.fields.get("description", ""), multiline=True)
+    if len(description) > settings.max_description_chars:
+        errors["description"] = f"must be at most {settings.max_description_chars} characters"
+    if errors:
+        raise Invalid(errors)
+    return title, description
+
+
+async def store_upload(request: web.Request, user: AuthUser) -> int:
+    app = request.app
+    settings = app[settings_key]
+    async with app[storage_key].workspace() as workspace:
+        form = await read_form(request, workspace, settings)
+        title, description = validate_fields(form, settings)
+        assert form.file_path is not None
+        info = await process_upload(form.file_path, workspace, settings.media_probe_timeout)
+        return await create_video(app, user, title, description, info, form.filename)
+
+
+async def upload(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[settings_key]
+    user = await required_user(request)
+    if request.content_length is not None and request.content_length > settings.max_upload_bytes + ENVELOPE_ALLOWANCE:
+        raise TooLarge(f"The upload is larger than the limit of {settings.max_upload_bytes} bytes.", code="file_too_large")
+    await ratelimit.limit(
+        app[redis_key],
+        f"rl:upload:{client_address(request)}",
+        allowed=settings.uploads_per_address,
+        window=settings.rate_window_seconds,
+        what="uploads from this address",
+    )
+    video_id = await store_upload(request, user)
+    row = await fetch_video(app, video_id)
+    return json_response(
+        {"video": video_json(row, 0)}, status=201, headers={"Location": f"/videos/{video_id}"}
+    )

@@ -1,0 +1,361 @@
+""""Watching now": live viewer counts shared by every process through Redis.
+
+Each live WebSocket is a member `<viewer>|<connection>` of the sorted set
+`presence:<video>`, scored with the time it expires. Its process renews the
+score while the socket lives, so a process killed with SIGKILL drops out of
+the count once its members expire, and nothing has to clean up after it.
+The count is the number of distinct viewers among unexpired members, worked
+out inside Redis by one script.
+
+Every change is published on one channel; each process marks that video dirty
+and, at most every `broadcast_interval_seconds`, recounts each dirty video
+once and sends the result to its own sockets. A burst of a thousand joins
+therefore costs each socket a few messages, and a broadcast costs one Redis
+round trip per process, never one per socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import logging
+import secrets
+import time
+import weakref
+from typing import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from . import db
+from .auth import user_from_token
+from .errors import Forbidden, RateLimited
+from .httputil import client_address, int_param
+from .keys import media_cache_key, presence_key, redis_key, settings_key
+from .redis_client import UNAVAILABLE_ERRORS
+from .settings import Settings
+from .videos import SELECT_VIEWS
+from .views import anonymous_viewer, ensure_anonymous_id, note_watch_start, user_viewer
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "minitube:presence"
+CLOSE_VIDEO_NOT_FOUND = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+# KEYS[1]: the video's presence set. ARGV[1]: now. Drops expired members and
+# returns the number of distinct viewers among the rest.
+COUNT_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local seen, count = {}, 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local viewer = string.match(member, '^(.*)|')
+  if viewer and not seen[viewer] then
+    seen[viewer] = true
+    count = count + 1
+  end
+end
+return count
+"""
+
+
+def presence_set(video_id: int) -> str:
+    return f"presence:{video_id}"
+
+
+def address_set(address: str) -> str:
+    return f"presence-addr:{address}"
+
+
+@dataclasses.dataclass(eq=False)
+class Connection:
+    ws: web.WebSocketResponse
+    video_id: int
+    viewer: str
+    address: str
+    member: str  # "<viewer>|<connection id>"
+
+
+class Presence:
+    """This process's side of the shared viewer counts."""
+
+    def __init__(self, settings: Settings, redis: aioredis.Redis, app: web.Application) -> None:
+        self._settings = settings
+        self._redis = redis
+        self._app = app
+        self._process = secrets.token_hex(6)
+        self._ids = itertools.count(1)
+        self._by_video: dict[int, set[Connection]] = {}
+        self._dirty: set[int] = set()
+        self._views: dict[int, int] = {}
+        self._sent: dict[int, tuple[int | None, int]] = {}
+        self._wake = asyncio.Event()
+        self._count = self._redis.register_script(COUNT_LUA)
+        self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+    # --- joining and leaving -------------------------------------------------
+
+    async def join(self, ws: web.WebSocketResponse, video_id: int, viewer: str, address: str, views: int) -> Connection:
+        conn = Connection(ws, video_id, viewer, address, f"{viewer}|{self._process}:{next(self._ids)}")
+        self._by_video.setdefault(video_id, set()).add(conn)
+        self._views[video_id] = views
+        self.sockets.add(ws)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                expires = time.time() + self._settings.presence_timeout_seconds
+                pipe.zadd(presence_set(video_id), {conn.member: expires})
+                pipe.zadd(address_set(address), {conn.member: expires})
+                pipe.expire(address_set(address), int(self._settings.presence_timeout_seconds) + 1)
+                pipe.publish(CHANNEL, json.dumps({"video": video_id}))
+                await pipe.execute()
+        except UNAVAILABLE_ERRORS:
+            log.warning("presence not recorded: Redis unavailable (renewal retries)")
+        self._mark(video_id)
+        return conn
+
+    async def leave(self, conn: Connection) -> None:
+        conns = self._by_video.get(conn.video_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._by_video[conn.video_id]
+                self._views.pop(conn.video_id, None)
+                self._sent.pop(conn.video_id, None)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(presence_set(conn.video_id), conn.member)
+                pipe.zrem(address_set(conn.address), conn.member)
+                pipe.publish(CHANNEL, json.dumps({"video": conn.video_id}))
+                await pipe.execute()
+        except UNAVAILABLE_ERRORS:
+            log.warning("presence not removed: Redis unavailable (it expires by itself)")
+
+    async def sockets_from(self, address: str) -> int:
+        """Live sockets from one address across every process."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(address_set(address), "-inf", time.time())
+                pipe.zcard(address_set(address))
+                _, count = await pipe.execute()
+            return int(count)
+        except UNAVAILABLE_ERRORS:
+            return sum(1 for conns in self._by_video.values() for c in conns if c.address == address)
+
+    # --- counts ------------------------------------------------------------------
+
+    async def counts(self, video_ids: list[int]) -> dict[int, int | None]:
+        """Distinct live viewers per video; None for each when Redis is down."""
+        if not video_ids:
+            return {}
+        now = time.time()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for video_id in video_ids:
+                    await self._count(keys=[presence_set(video_id)], args=[now], client=pipe)
+                results = await pipe.execute()
+        except UNAVAILABLE_ERRORS:
+            return {video_id: None for video_id in video_ids}
+        return {video_id: int(n) for video_id, n in zip(video_ids, results)}
+
+    async def views_changed(self, video_id: int, views: int) -> None:
+        self._note_views(video_id, views)
+        try:
+            await self._redis.publish(CHANNEL, json.dumps({"video": video_id, "views": views}))
+        except UNAVAILABLE_ERRORS:
+            pass
+
+    async def video_deleted(self, video_id: int) -> None:
+        try:
+            await self._redis.publish(CHANNEL, json.dumps({"video": video_id, "deleted": True}))
+        except UNAVAILABLE_ERRORS:
+            await self._close_video(video_id)
+
+    def _note_views(self, video_id: int, views: int) -> None:
+        if video_id in self._views:
+            self._views[video_id] = max(self._views[video_id], views)
+            self._mark(video_id)
+
+    def _mark(self, video_id: int) -> None:
+        if video_id in self._by_video:
+            self._dirty.add(video_id)
+            self._wake.set()
+
+    async def _close_video(self, video_id: int) -> None:
+        for conn in list(self._by_video.get(video_id, ())):
+            await conn.ws.close(code=CLOSE_VIDEO_NOT_FOUND, message=b"video deleted")
+
+    # --- background tasks ----------------------------------------------------------
+
+    async def broadcast_forever(self) -> None:
+        """Recount dirty videos and push the counts to local sockets, coalesced."""
+        interval = self._settings.broadcast_interval_seconds
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            videos = [v for v in dirty if v in self._by_video]
+            counts = await self.counts(videos)
+            for video_id, count in counts.items():
+                conns = self._by_video.get(video_id)
+                if not conns:
+                    continue
+                state = (count, self._views.get(video_id, 0))
+                if self._sent.get(video_id) == state:
+                    continue
+                self._sent[video_id] = state
+                message = json.dumps({"video_id": video_id, "active_viewers": count, "views": state[1]})
+                for conn in list(conns):
+                    if not conn.ws.closed:
+                        with contextlib.suppress(ConnectionError, RuntimeError):
+                            await conn.ws.send_str(message)
+            await asyncio.sleep(interval)
+
+    async def renew_forever(self) -> None:
+        """Keep this process's members alive, and notice others' expiring."""
+        period = self._settings.presence_timeout_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            expires = time.time() + self._settings.presence_timeout_seconds
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    addresses: dict[str, dict[str, float]] = {}
+                    for video_id, conns in self._by_video.items():
+                        pipe.zadd(presence_set(video_id), {c.member: expires for c in conns})
+                        pipe.expire(presence_set(video_id), int(self._settings.presence_timeout_seconds) + 1)
+                        for c in conns:
+                            addresses.setdefault(c.address, {})[c.member] = expires
+                    for address, members in addresses.items():
+                        pipe.zadd(address_set(address), members)
+                        pipe.expire(address_set(address), int(self._settings.presence_timeout_seconds) + 1)
+                    await pipe.execute()
+            except UNAVAILABLE_ERRORS:
+                log.warning("presence not renewed: Redis unavailable")
+            # Members of a dead process expire without any event: recount.
+            for video_id in self._by_video:
+                self._mark(video_id)
+
+    async def listen_forever(self) -> None:
+        """Follow the shared channel, reconnecting after a Redis outage."""
+        backoff = 0.5
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                backoff = 0.5
+                # Counts may have changed while we were not listening.
+                for video_id in self._by_video:
+                    self._mark(video_id)
+                async for message in pubsub.listen():
+                    await self._on_message(message)
+            except UNAVAILABLE_ERRORS:
+                log.warning("presence channel lost; retrying in %.1fs", backoff)
+                for video_id in self._by_video:
+                    self._mark(video_id)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(*UNAVAILABLE_ERRORS):
+                    await pubsub.aclose()
+
+    async def _on_message(self, message: dict) -> None:
+        if message.get("type") != "message":
+            return
+        try:
+            event = json.loads(message["data"])
+            video_id = int(event["video"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if event.get("deleted"):
+            self._app[media_cache_key].evict(video_id)
+            await self._close_video(video_id)
+        elif "views" in event:
+            self._note_views(video_id, int(event["views"]))
+        else:
+            self._mark(video_id)
+
+    async def close_all(self) -> None:
+        for ws in list(self.sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+
+async def presence_ctx(app: web.Application) -> AsyncIterator[None]:
+    presence = Presence(app[settings_key], app[redis_key], app)
+    app[presence_key] = presence
+    tasks = [
+        asyncio.create_task(presence.broadcast_forever(), name="presence-broadcast"),
+        asyncio.create_task(presence.renew_forever(), name="presence-renew"),
+        asyncio.create_task(presence.listen_forever(), name="presence-listen"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def close_sockets(app: web.Application) -> None:
+    """on_shutdown: say GOING_AWAY to every open socket; their handlers then
+    remove this process's presence before the Redis client closes."""
+    await app[presence_key].close_all()
+
+
+# --- the WebSocket handler ----------------------------------------------------------
+
+
+def _origin_allowed(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: Origin protects browser users from other sites
+    allowed = request.app[settings_key].allowed_origins
+    if allowed:
+        return origin in allowed
+    own = f"{request.scheme}://{request.host}"
+    return origin == own
+
+
+def _token(request: web.Request) -> tuple[str | None, tuple[str, ...]]:
+    """The token from ?token= or `Sec-WebSocket-Protocol: bearer, <token>`."""
+    if "token" in request.query:
+        return request.query["token"], ()
+    offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    if len(offered) >= 2 and offered[0].lower() == "bearer":
+        return offered[1], ("bearer",)
+    return None, ()
+
+
+async def active_viewers(request: web.Request) -> web.WebSocketResponse:
+    app = request.app
+    settings = app[settings_key]
+    video_id = int_param(request, "id")
+    if not _origin_allowed(request):
+        raise Forbidden("This origin may not open viewer sockets.", code="origin_not_allowed")
+    token, protocols = _token(request)
+    user = await user_from_token(app, token) if token else None
+    address = client_address(request)
+    presence = app[presence_key]
+    if await presence.sockets_from(address) >= settings.sockets_per_address:
+        raise RateLimited(int(settings.presence_timeout_seconds), "Too many live sockets from this address.")
+
+    async with db.cursor(app) as cur:
+        row = await db.fetch_one(cur, SELECT_VIEWS, {"id": video_id})
+    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_seconds, protocols=protocols, max_msg_size=4096)
+    anon = ensure_anonymous_id(request, ws)
+    await ws.prepare(request)
+    if row is None:
+        await ws.close(code=CLOSE_VIDEO_NOT_FOUND, message=b"video not found")
+        return ws
+
+    viewer = user_viewer(user.id) if user else anonymous_viewer(request, anon)
+    await note_watch_start(app, video_id, viewer)
+    conn = await presence.join(ws, video_id, viewer, address, row["views"])
+    try:
+        counts = await presence.counts([video_id])
+        await ws.send_json({"video_id": video_id, "active_viewers": counts[video_id], "views": row["views"]})
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_str("pong")
+    finally:
+        await presence.leave(conn)
+    return ws
