@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
+from urllib.parse import unquote
 from typing import BinaryIO
 
 from aiohttp import web
@@ -48,7 +49,8 @@ async def read_form(request: web.Request, workspace: Path, settings: Settings) -
             if part.name == "file" and part.filename is not None:
                 if form.file_path is not None:
                     raise BadRequest("Send one file per upload.", code="invalid_multipart")
-                form.filename = clean_text(part.filename)[:255] or None
+                # Some clients (aiohttp's among them) percent-encode the name.
+                form.filename = clean_text(unquote(part.filename))[:255] or None
                 form.file_path = workspace / "upload.bin"
                 await _receive_file(part, form.file_path, settings.max_upload_bytes)
             elif part.name in ("title", "description"):

@@ -94,6 +94,11 @@ class Presence:
         self._sent: dict[int, tuple[int | None, int]] = {}
         self._wake = asyncio.Event()
         self._count = self._redis.register_script(COUNT_LUA)
+        # Subscribing blocks on a read for as long as the channel is quiet, so
+        # it gets a client of its own without the short socket timeout.
+        self._pubsub_client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=15)
+        self._pubsub = None
+        self._stopping = False
         self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
     # --- joining and leaving -------------------------------------------------
@@ -240,17 +245,21 @@ class Presence:
     async def listen_forever(self) -> None:
         """Follow the shared channel, reconnecting after a Redis outage."""
         backoff = 0.5
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        while not self._stopping:
+            self._pubsub = pubsub = self._pubsub_client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
                 backoff = 0.5
                 # Counts may have changed while we were not listening.
                 for video_id in self._by_video:
                     self._mark(video_id)
-                async for message in pubsub.listen():
-                    await self._on_message(message)
+                while not self._stopping:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        await self._on_message(message)
             except UNAVAILABLE_ERRORS:
+                if self._stopping:
+                    return
                 log.warning("presence channel lost; retrying in %.1fs", backoff)
                 for video_id in self._by_video:
                     self._mark(video_id)
@@ -259,6 +268,19 @@ class Presence:
             finally:
                 with contextlib.suppress(*UNAVAILABLE_ERRORS):
                     await pubsub.aclose()
+
+    async def stop(self, tasks: list[asyncio.Task]) -> None:
+        self._stopping = True
+        for task in tasks:
+            task.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=0.5)
+        if pending and self._pubsub is not None:
+            # redis-py's blocking pub/sub read can swallow a cancellation
+            # (seen with redis 8.1); closing its connection ends the read.
+            with contextlib.suppress(*UNAVAILABLE_ERRORS):
+                await self._pubsub.aclose()
+            await asyncio.wait(pending, timeout=5)
+        await self._pubsub_client.aclose()
 
     async def _on_message(self, message: dict) -> None:
         if message.get("type") != "message":
@@ -290,9 +312,7 @@ async def presence_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(presence.listen_forever(), name="presence-listen"),
     ]
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await presence.stop(tasks)
 
 
 async def close_sockets(app: web.Application) -> None:
