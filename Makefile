@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("minitube needs Python 3.11+") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
 	touch $@
 
 install: $(STAMP) ## make the virtualenv and install minitube with its test tools

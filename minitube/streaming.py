@@ -247,10 +247,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def _respond(request: web.Request, media: MediaFile) -> web.StreamResponse:
     headers = media.headers()
     status = _precondition(request, media)
-    if status is not None:
-        headers["Content-Type"] = media.content_type
-        if status == 304:
-            return web.Response(status=304, headers=headers)
+    if status == 304:
+        return web.Response(status=304, headers={**headers, "Content-Type": media.content_type})
+    if status == 412:
         raise PreconditionFailed(headers=headers)
 
     ranges = None
@@ -275,7 +274,7 @@ async def _send(
 ) -> web.StreamResponse:
     headers["Content-Type"] = media.content_type
     if request.method == "HEAD":
-        response = web.Response(status=status, headers=headers)
+        response = web.StreamResponse(status=status, headers=headers)
         response.content_length = count
         return response
     if count <= SMALL_BODY:
