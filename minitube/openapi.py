@@ -6,7 +6,10 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import aiohttp_jinja2
 from aiohttp import web
+
+from .pages import STATIC_PREFIX
 
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.json"
 
@@ -21,4 +24,8 @@ async def document(request: web.Request) -> web.Response:
 
 
 async def docs(request: web.Request) -> web.Response:
-    raise web.HTTPNotFound()
+    """Swagger UI, served from the vendored copy in frontend/static/swagger/."""
+    context = {"static_url": STATIC_PREFIX, "spec_url": request.app.router["openapi"].url_for()}
+    response = aiohttp_jinja2.render_template("swagger.html", request, context)
+    response.headers["Cache-Control"] = "no-cache"
+    return response

@@ -29,6 +29,7 @@ from .errors import NotFound, PreconditionFailed, RangeNotSatisfiable
 from .httputil import int_param
 from .keys import media_cache_key, storage_key
 from .videos import extension_for
+from .views import anonymous_id, anonymous_viewer, note_watch_start
 
 SELECT_MEDIA = "SELECT storage_key, content_type FROM videos WHERE id = %(id)s"
 
@@ -39,6 +40,7 @@ SMALL_BODY = 64 * 1024
 MAX_RANGES = 50
 RANGE_SPEC = re.compile(r"^(\d*)-(\d*)$")
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
+NOTED_VIEWERS_CAP = 10_000
 
 
 @dataclasses.dataclass(eq=False)
@@ -51,6 +53,7 @@ class MediaFile:
     file: BinaryIO
     users: int = 0
     evicted: bool = False
+    noted_viewers: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def etag(self) -> str:
@@ -241,7 +244,26 @@ def _if_range_allows(request: web.Request, media: MediaFile) -> bool:
 async def stream(request: web.Request) -> web.StreamResponse:
     video_id = int_param(request, "id")
     async with request.app[media_cache_key].open(video_id) as media:
+        await _note_playback_start(request, media)
         return await _respond(request, media)
+
+
+async def _note_playback_start(request: web.Request, media: MediaFile) -> None:
+    """A player fetching from byte 0 starts the viewer's watch clock (see
+    views.py); it never counts a view by itself. Only the first request of a
+    viewer reaches Redis: players send many."""
+    if request.method != "GET" or not request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
+        return
+    anon = anonymous_id(request)
+    if anon is None:
+        return
+    viewer = anonymous_viewer(request, anon)
+    if viewer in media.noted_viewers:
+        return
+    if len(media.noted_viewers) >= NOTED_VIEWERS_CAP:
+        media.noted_viewers.clear()
+    media.noted_viewers.add(viewer)
+    await note_watch_start(request.app, media.video_id, viewer)
 
 
 async def _respond(request: web.Request, media: MediaFile) -> web.StreamResponse:

@@ -273,7 +273,7 @@ class Presence:
         self._stopping = True
         for task in tasks:
             task.cancel()
-        _, pending = await asyncio.wait(tasks, timeout=0.5)
+        _, pending = await asyncio.wait(tasks, timeout=0.1)
         if pending and self._pubsub is not None:
             # redis-py's blocking pub/sub read can swallow a cancellation
             # (seen with redis 8.1); closing its connection ends the read.

@@ -115,3 +115,14 @@ async def test_counts_live_in_postgres_and_survive_a_redis_flush(client, video, 
 async def test_unknown_video(client):
     body = await expect(await client.post("/videos/999/views"), 404)
     assert body["error"]["code"] == "video_not_found"
+
+
+async def test_starting_the_stream_starts_the_watch_clock(client, video):
+    async with viewer_session() as session:
+        async with session.get(client.make_url("/")) as page:  # the page issues the viewer cookie
+            assert page.status == 200
+        async with session.get(client.make_url(video["stream_url"]), headers={"Range": "bytes=0-"}) as r:
+            assert r.status == 206
+            await r.read()
+        await asyncio.sleep(0.6)
+        assert (await report(session, client, video["id"]))["counted"] is True
