@@ -9,7 +9,7 @@ from aiohttp import web
 from . import auth, feed, health, openapi, pages, streaming, uploads, videos, viewers, views
 from .db import db_ctx
 from .keys import settings_key, storage_key
-from .middlewares import access_log, error_envelope, security_headers
+from .middlewares import access_log, cors_preflight, error_envelope, security_headers
 from .redis_client import redis_ctx
 from .settings import Settings
 from .storage import Storage
@@ -56,7 +56,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[access_log, error_envelope], client_max_size=CLIENT_MAX_SIZE)
+    app = web.Application(middlewares=[access_log, error_envelope, cors_preflight], client_max_size=CLIENT_MAX_SIZE)
     app[settings_key] = settings
     app.add_routes(routes())
     pages.setup_templates(app)

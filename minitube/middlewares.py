@@ -15,7 +15,7 @@ from aiohttp import web
 from . import db, redis_client
 from .errors import AppError
 from .httputil import json_response
-from .keys import request_id_key
+from .keys import request_id_key, settings_key
 
 log = logging.getLogger("minitube.access")
 error_log = logging.getLogger("minitube.errors")
@@ -114,9 +114,41 @@ async def error_envelope(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Modified-Since, X-Request-ID"
+CORS_EXPOSE_HEADERS = (
+    "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified, Location, Retry-After, X-Request-ID"
+)
+
+
+def _cors_origin(request: web.Request) -> str | None:
+    origin = request.headers.get("Origin")
+    return origin if origin and origin in request.app[settings_key].cors_origins else None
+
+
+@web.middleware
+async def cors_preflight(request: web.Request, handler) -> web.StreamResponse:
+    """Answer CORS preflights, for the configured origins only; anyone else's
+    OPTIONS falls through to the router (405)."""
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers and _cors_origin(request):
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Methods": "GET, HEAD, POST, DELETE",
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": "600",
+            },
+        )
+    return await handler(request)
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: headers every answer carries."""
     headers = response.headers
+    origin = _cors_origin(request)
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        headers.add("Vary", "Origin")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")

@@ -1,0 +1,148 @@
+"""Hostile input and failing services."""
+
+import asyncio
+import time
+
+import pytest
+
+from .conftest import auth, expect
+
+SQLISH = "'; DROP TABLE users; --"
+HTMLISH = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+
+
+async def test_sql_and_html_looking_text_is_stored_and_returned_literally(client, register, upload, clips):
+    user, token = await register("weird@example.com", display_name=SQLISH)
+    assert user["display_name"] == SQLISH
+    video = await upload(token, clips["mp4"], title=HTMLISH, description=SQLISH + "\n" + HTMLISH)
+    body = await expect(await client.get(f"/videos/{video['id']}"), 200)
+    assert body["video"]["title"] == HTMLISH
+    assert body["video"]["description"] == SQLISH + "\n" + HTMLISH
+    assert body["video"]["author"]["display_name"] == SQLISH
+    feed = await expect(await client.get("/videos"), 200)
+    assert feed["items"][0]["title"] == HTMLISH
+    # Still one user and one video: nothing was executed.
+    login = await client.post("/auth/login", json={"email": SQLISH, "password": SQLISH})
+    assert login.status in (401, 422)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../minitube/settings.py",
+        "/static/%2e%2e/minitube/settings.py",
+        "/static/..%2f..%2fetc%2fpasswd",
+        "/static/../../etc/passwd",
+        "/videos/1/../../etc/passwd",
+        "/videos/%2e%2e%2fetc/stream",
+    ],
+)
+async def test_path_traversal_gets_nothing(client, path):
+    response = await client.get(path, allow_redirects=False)
+    body = await response.read()
+    assert response.status in (400, 403, 404), (path, response.status)
+    assert b"DEV_SECRET" not in body and b"root:" not in body
+
+
+async def test_absurd_ids_and_methods(client):
+    for path in ("/videos/0", "/videos/-1", "/videos/1e9", "/videos/" + "9" * 40, "/videos/abc/stream"):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert (await response.json())["error"]["code"] in ("not_found", "video_not_found")
+    response = await client.patch("/videos/1")
+    assert response.status == 405 and (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_wrong_json_types_are_422_not_500(client):
+    for body in ({"email": ["a"], "password": {"x": 1}}, {"email": None, "password": None}, {"email": 5, "password": 5}):
+        response = await client.post("/auth/register", json=body)
+        assert response.status == 422, body
+        response = await client.post("/auth/login", json=body)
+        assert response.status == 422, body
+
+
+async def test_registration_and_upload_are_throttled_per_address(make_client, register, clips):
+    client = await make_client(registrations_per_address=2, uploads_per_address=1)
+    _, token = await register(app_client=client)
+    await register(app_client=client)
+    response = await client.post("/auth/register", json={"email": "third@example.com", "password": "correct horse"})
+    body = await expect(response, 429)
+    assert body["error"]["code"] == "rate_limited" and int(response.headers["Retry-After"]) > 0
+    from .conftest import upload_form
+
+    await expect(await client.post("/videos/upload", data=upload_form(clips["mp4"]), headers=auth(token)), 201)
+    response = await client.post("/videos/upload", data=upload_form(clips["mp4"]), headers=auth(token))
+    await expect(response, 429)
+    assert "Retry-After" in response.headers
+
+
+async def test_cors_only_for_configured_origins(make_client):
+    client = await make_client(cors_origins=("https://app.example",))
+    response = await client.get("/healthz", headers={"Origin": "https://app.example"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    response = await client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = await client.options(
+        "/videos/upload", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status == 204 and "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    refused = await client.options(
+        "/videos/upload", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert refused.status == 405 and "Access-Control-Allow-Origin" not in refused.headers
+
+
+# --- failing services ---------------------------------------------------------------
+
+
+async def test_redis_down_degrades_without_lying(make_client, register, upload, clips, settings):
+    healthy = await make_client()
+    _, token = await register(app_client=healthy)
+    video = await upload(token, clips["mp4"], app_client=healthy)
+
+    client = await make_client(redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    await register("second@example.com", app_client=client)  # auth works (throttling fails open)
+    await expect(await client.get("/auth/me", headers=auth(token)), 200)
+    feed = await expect(await client.get("/videos"), 200)
+    assert feed["items"][0]["active_viewers"] is None and feed["items"][0]["views"] == 0
+    assert await expect(await client.get(video["stream_url"], headers={"Range": "bytes=0-1"}), 206)
+    body = await expect(await client.post(f"/videos/{video['id']}/views"), 503)
+    assert body["error"]["code"] == "redis_unavailable"
+    ready = await expect(await client.get("/readyz"), 503)
+    assert ready["checks"]["redis"] == "unavailable"
+    ws = await client.ws_connect(f"/videos/{video['id']}/active-viewers")
+    first = await ws.receive_json()
+    assert first["active_viewers"] is None and first["views"] == 0
+    await ws.close()
+
+
+@pytest.mark.multiprocess
+async def test_postgres_down_is_a_quick_503_and_the_pool_recovers(client, register, upload, clips, services):
+    if services.postgres is None:
+        pytest.skip("needs the embedded PostgreSQL to stop it")
+    _, token = await register()
+    video = await upload(token, clips["mp4"])
+    await expect(await client.get(video["stream_url"], headers={"Range": "bytes=0-1"}), 206)
+    await asyncio.get_running_loop().run_in_executor(None, services.postgres.pause)
+    try:
+        for path, headers in (("/videos", {}), (f"/videos/{video['id']}", {}), ("/auth/me", auth(token))):
+            started = time.monotonic()
+            response = await client.get(path, headers=headers)
+            body = await expect(response, 503)
+            assert body["error"]["code"] == "database_unavailable", path
+            assert time.monotonic() - started < 5
+            assert "Traceback" not in str(body) and "psycopg2" not in str(body)
+        ready = await expect(await client.get("/readyz"), 503)
+        assert ready["checks"] == {"postgres": "unavailable", "redis": "ok"}
+        assert "PostgreSQL" in ready["error"]["message"]
+        # Media already open keeps streaming from the cache while the database is away.
+        data = await expect(await client.get(video["stream_url"], headers={"Range": "bytes=2-5"}), 206)
+        assert data == clips["mp4"].read_bytes()[2:6]
+    finally:
+        await asyncio.get_running_loop().run_in_executor(None, services.postgres.resume)
+    async with asyncio.timeout(20):
+        while (await client.get("/readyz")).status != 200:
+            await asyncio.sleep(0.2)
+    feed = await expect(await client.get("/videos"), 200)
+    assert [item["id"] for item in feed["items"]] == [video["id"]]
+    await expect(await client.get("/auth/me", headers=auth(token)), 200)
