@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 
 from aiohttp import web
@@ -47,6 +48,9 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_dev(args: argparse.Namespace) -> None:
     from .embedded import dev_services
 
+    # Ctrl-C must stop `make run` and its services even when the shell that
+    # started it left SIGINT ignored (as shells do for background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     defaults = {"env": "development", "host": "127.0.0.1"}
     settings = Settings.from_env(**{k: v for k, v in defaults.items() if f"MINITUBE_{k.upper()}" not in os.environ})
     with dev_services(settings.dev_data_dir, settings.database_url, settings.redis_url) as (database_url, redis_url):
