@@ -246,8 +246,13 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     email = normalize_email(body.get("email"))
     password = body.get("password")
-    if not email or not isinstance(password, str) or not password:
-        raise Invalid({k: "is required" for k, v in (("email", email), ("password", password)) if not v})
+    errors = {}
+    if not email:
+        errors["email"] = "is required"
+    if not isinstance(password, str) or not password:
+        errors["password"] = "is required"
+    if errors:
+        raise Invalid(errors)
 
     redis = app[redis_key]
     keys = (f"rl:login:email:{email}", f"rl:login:addr:{client_address(request)}")

@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 from pathlib import Path
 from urllib.parse import unquote
-from typing import BinaryIO
 
 from aiohttp import web
 
@@ -85,13 +84,9 @@ async def _receive_file(part, path: Path, limit: int) -> None:
                 head += chunk[: SNIFF_BYTES - len(head)]
                 if len(head) >= SNIFF_BYTES and sniff_container(head) is None:
                     raise NotAVideo(describe_unknown(head))
-            await loop.run_in_executor(None, _write, out, chunk)
+            await loop.run_in_executor(None, out.write, chunk)
     if sniff_container(head) is None:
         raise NotAVideo(describe_unknown(head))
-
-
-def _write(out: BinaryIO, chunk: bytes) -> None:
-    out.write(chunk)
 
 
 def validate_fields(form: UploadForm, settings: Settings) -> tuple[str, str]:
