@@ -95,15 +95,17 @@ async def error_envelope(request: web.Request, handler) -> web.StreamResponse:
         headers = {k: v for k, v in exc.headers.items() if k in KEPT_HEADERS}
         message = HTTP_ERROR_MESSAGES.get(exc.status) or exc.reason
         response = error_response(exc.status, HTTP_ERROR_CODES.get(exc.status, "http_error"), message, headers=headers)
+    except (ConnectionResetError, BrokenPipeError):
+        raise  # the client went away mid-answer: aiohttp drops the connection quietly
+    except asyncio.TimeoutError:
+        error_log.exception("timeout during %s %s", request.method, request.path)
+        response = error_response(503, "timeout", "A backing service did not answer in time.")
     except db.UNAVAILABLE_ERRORS:
         error_log.exception("PostgreSQL unavailable during %s %s", request.method, request.path)
         response = error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
     except redis_client.UNAVAILABLE_ERRORS:
         error_log.exception("Redis unavailable during %s %s", request.method, request.path)
         response = error_response(503, "redis_unavailable", "A backing service is unavailable; try again shortly.")
-    except asyncio.TimeoutError:
-        error_log.exception("timeout during %s %s", request.method, request.path)
-        response = error_response(503, "timeout", "A backing service did not answer in time.")
     except Exception:
         error_log.exception("unhandled error in %s %s", request.method, request.path)
         response = error_response(500, "internal_error", "Something went wrong on our side.")
@@ -114,7 +116,10 @@ async def error_envelope(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, Range, If-Range, If-None-Match, If-Modified-Since, X-Request-ID"
+CORS_ALLOW_HEADERS = (
+    "Authorization, Content-Type, Range, If-Range, If-Match, If-None-Match, If-Modified-Since, "
+    "If-Unmodified-Since, X-Request-ID"
+)
 CORS_EXPOSE_HEADERS = (
     "Content-Range, Content-Length, Accept-Ranges, ETag, Last-Modified, Location, Retry-After, X-Request-ID"
 )

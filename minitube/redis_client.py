@@ -11,8 +11,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .keys import redis_key, settings_key
 
-# Errors that mean "Redis is not reachable right now".
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# Errors that mean "Redis is not reachable right now" (redis-py wraps socket
+# errors in these; a bare OSError here would also swallow disk errors).
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
 
 
 def connect(url: str) -> aioredis.Redis:
