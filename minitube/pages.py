@@ -9,6 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .keys import settings_key
 from .views import ensure_anonymous_id
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -20,7 +21,12 @@ def setup_templates(app: web.Application) -> None:
 
 
 async def page(request: web.Request) -> web.Response:
-    response = aiohttp_jinja2.render_template("index.html", request, {"static_url": STATIC_PREFIX})
+    context = {
+        "static_url": STATIC_PREFIX,
+        # The page reports a view once it has played this long (see views.py).
+        "view_threshold_seconds": request.app[settings_key].view_threshold_seconds,
+    }
+    response = aiohttp_jinja2.render_template("index.html", request, context)
     response.headers["Cache-Control"] = "no-cache"
     # Issue the anonymous viewer cookie up front, so the page's WebSocket and
     # view reports carry it from the first request.

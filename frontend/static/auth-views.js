@@ -7,6 +7,8 @@ import { createField, createFormError, FormErrors, setBusy } from './forms.js';
 import { signIn } from './session.js';
 
 const MIN_PASSWORD = 8;
+// The server's limit (1–50 characters after trimming); longer names were typed, then refused.
+const DISPLAY_NAME_MAX = 50;
 
 export const loginView = {
   match: /^\/login\/?$/,
@@ -44,7 +46,7 @@ function createAuthPage(kind, { query, navigate }) {
     hint: isRegister ? `At least ${MIN_PASSWORD} characters.` : null,
   });
   const displayName = isRegister
-    ? createField({ name: 'display_name', label: 'Display name', optional: true, autocomplete: 'nickname', maxlength: 100,
+    ? createField({ name: 'display_name', label: 'Display name', optional: true, autocomplete: 'nickname', maxlength: DISPLAY_NAME_MAX,
       hint: 'Shown next to your videos.' })
     : null;
   const fields = [email, displayName, password].filter(Boolean);

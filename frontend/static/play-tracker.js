@@ -71,10 +71,21 @@ export function trackPlayback(video, { threshold, onReached }) {
 }
 
 /**
- * min(30 s, half the video), per the API's view rule. Uses the element's
- * duration once known, else the server's duration_seconds, else 30 s.
+ * The server's threshold (MINITUBE_VIEW_THRESHOLD_SECONDS, rendered into the
+ * page's <meta name="minitube-view-threshold">), 30 s when absent.
+ */
+function configuredThreshold() {
+  const meta = document.querySelector('meta[name="minitube-view-threshold"]');
+  const value = meta ? Number.parseFloat(meta.content) : NaN;
+  return Number.isFinite(value) && value > 0 ? value : 30;
+}
+
+/**
+ * min(configured threshold, half the video), per the API's view rule. Uses
+ * the element's duration once known, else the server's duration_seconds.
  */
 export function viewThreshold(video, durationSeconds) {
+  const limit = configuredThreshold();
   const duration = Number.isFinite(video.duration) && video.duration > 0 ? video.duration : durationSeconds;
-  return typeof duration === 'number' && duration > 0 ? Math.min(30, duration / 2) : 30;
+  return typeof duration === 'number' && duration > 0 ? Math.min(limit, duration / 2) : limit;
 }

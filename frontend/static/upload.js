@@ -9,6 +9,7 @@ import { resetFeed } from './feed.js';
 import { isLoggedIn, subscribe } from './session.js';
 
 const TITLE_MAX = 200;
+const DESCRIPTION_MAX = 5000; // the server's default limit
 
 export const uploadView = {
   match: /^\/upload\/?$/,
@@ -70,7 +71,8 @@ function createUploadForm(navigate) {
   title.input.addEventListener('input', () => {
     counter.textContent = `${title.input.value.length} / ${TITLE_MAX}`;
   });
-  const description = createField({ name: 'description', label: 'Description', multiline: true, optional: true, rows: 5 });
+  const description = createField({ name: 'description', label: 'Description', multiline: true, optional: true, rows: 5,
+    maxlength: DESCRIPTION_MAX });
   const file = createFilePicker(title);
 
   const progress = h('progress', { max: 100, value: 0, 'data-testid': 'upload-progress', 'aria-label': 'Upload progress' });
