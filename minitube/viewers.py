@@ -122,6 +122,7 @@ class Presence:
         return conn
 
     async def leave(self, conn: Connection) -> None:
+        self.sockets.discard(conn.ws)
         conns = self._by_video.get(conn.video_id)
         if conns is not None:
             conns.discard(conn)
