@@ -69,18 +69,19 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        log.info(
-            json.dumps(
-                {
-                    "request_id": request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "remote": request.remote,
-                }
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": request.method,
+                        "path": request.path,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "remote": request.remote,
+                    }
+                )
             )
-        )
 
 
 @web.middleware

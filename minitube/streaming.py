@@ -55,23 +55,20 @@ class MediaFile:
     evicted: bool = False
     noted_viewers: set[str] = dataclasses.field(default_factory=set)
 
-    @property
-    def etag(self) -> str:
-        # The stored name is unique and the file never changes, so name + size
-        # + mtime is a strong validator.
-        return f'"{self.path.stem}-{self.size:x}-{self.mtime:x}"'
-
-    @property
-    def last_modified(self) -> str:
-        return formatdate(self.mtime, usegmt=True)
-
-    def headers(self) -> dict[str, str]:
-        return {
+    def __post_init__(self) -> None:
+        # Computed once: the file never changes while it is open.
+        # The stored name is unique, so name + size + mtime is a strong validator.
+        self.etag = f'"{self.path.stem}-{self.size:x}-{self.mtime:x}"'
+        self.last_modified = formatdate(self.mtime, usegmt=True)
+        self._headers = {
             "Accept-Ranges": "bytes",
             "ETag": self.etag,
             "Last-Modified": self.last_modified,
             "Cache-Control": CACHE_CONTROL,
         }
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class MediaCache:

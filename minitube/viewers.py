@@ -62,6 +62,10 @@ return count
 """
 
 
+def _message(video_id: int, active_viewers: int | None, views: int) -> str:
+    return json.dumps({"video_id": video_id, "active_viewers": active_viewers, "views": views})
+
+
 def presence_set(video_id: int) -> str:
     return f"presence:{video_id}"
 
@@ -179,6 +183,17 @@ class Presence:
         except UNAVAILABLE_ERRORS:
             await self._close_video(video_id)
 
+    async def current_message(self, video_id: int) -> str:
+        """The counts a new socket is greeted with. The last broadcast is
+        reused when this process has one, so that a crowd joining a popular
+        video does not cost a recount in Redis per join; the join itself has
+        marked the video dirty, so the next broadcast brings the new count."""
+        last = self._sent.get(video_id)
+        if last is None:
+            count = (await self.counts([video_id]))[video_id]
+            last = (count, self._views.get(video_id, 0))
+        return _message(video_id, *last)
+
     def _note_views(self, video_id: int, views: int) -> None:
         if video_id in self._views:
             self._views[video_id] = max(self._views[video_id], views)
@@ -212,7 +227,7 @@ class Presence:
                 if self._sent.get(video_id) == state:
                     continue
                 self._sent[video_id] = state
-                message = json.dumps({"video_id": video_id, "active_viewers": count, "views": state[1]})
+                message = _message(video_id, *state)
                 for conn in list(conns):
                     if not conn.ws.closed:
                         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -361,7 +376,10 @@ async def active_viewers(request: web.Request) -> web.WebSocketResponse:
 
     async with db.cursor(app) as cur:
         row = await db.fetch_one(cur, SELECT_VIEWS, {"id": video_id})
-    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_seconds, protocols=protocols, max_msg_size=4096)
+    # compress=False: deflate state costs ~100 KiB per socket for ~60-byte messages.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.heartbeat_seconds, protocols=protocols, max_msg_size=4096, compress=False
+    )
     anon = ensure_anonymous_id(request, ws)
     await ws.prepare(request)
     if row is None:
@@ -372,8 +390,7 @@ async def active_viewers(request: web.Request) -> web.WebSocketResponse:
     await note_watch_start(app, video_id, viewer)
     conn = await presence.join(ws, video_id, viewer, address, row["views"])
     try:
-        counts = await presence.counts([video_id])
-        await ws.send_json({"video_id": video_id, "active_viewers": counts[video_id], "views": row["views"]})
+        await ws.send_str(await presence.current_message(video_id))
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
                 await ws.send_str("pong")
