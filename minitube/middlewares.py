@@ -62,8 +62,6 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
     try:
         response = await handler(request)
         status = response.status
-        if not response.prepared:
-            response.headers["X-Request-ID"] = request_id
         return response
     except web.HTTPException as exc:
         status = exc.status
@@ -150,6 +148,8 @@ async def cors_preflight(request: web.Request, handler) -> web.StreamResponse:
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: headers every answer carries."""
     headers = response.headers
+    if request_id_key in request:
+        headers.setdefault("X-Request-ID", request[request_id_key])
     origin = _cors_origin(request)
     if origin:
         headers["Access-Control-Allow-Origin"] = origin

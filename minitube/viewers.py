@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "minitube:presence"
 CLOSE_VIDEO_NOT_FOUND = 4404
-CLOSE_TOO_MANY_SOCKETS = 4429
 
 # KEYS[1]: the video's presence set. ARGV[1]: now. Drops expired members and
 # returns the number of distinct viewers among the rest.

@@ -183,3 +183,10 @@ async def test_streaming_does_not_count_a_view(client, media):
     for _ in range(3):
         await expect(await client.get(url), 200)
     assert (await expect(await client.get(f"/videos/{video_id}/views"), 200))["views"] == 0
+
+
+async def test_streamed_answers_carry_the_request_id(client, media):
+    url, _ = media
+    response = await client.get(url, headers={"X-Request-ID": "trace-12345678"})
+    await expect(response, 200)
+    assert response.headers["X-Request-ID"] == "trace-12345678"
