@@ -21,10 +21,13 @@ def setup_templates(app: web.Application) -> None:
 
 
 async def page(request: web.Request) -> web.Response:
+    settings = request.app[settings_key]
     context = {
         "static_url": STATIC_PREFIX,
-        # The page reports a view once it has played this long (see views.py).
-        "view_threshold_seconds": request.app[settings_key].view_threshold_seconds,
+        # The page reports a view once it has played this long (see views.py),
+        # and refuses a file over the limit before sending a byte of it.
+        "view_threshold_seconds": settings.view_threshold_seconds,
+        "max_upload_bytes": settings.max_upload_bytes,
     }
     response = aiohttp_jinja2.render_template("index.html", request, context)
     response.headers["Cache-Control"] = "no-cache"

@@ -144,3 +144,10 @@ def test_dockerfile_serves_as_an_unprivileged_user():
     assert 'CMD ["python", "-m", "minitube", "serve"]' in dockerfile
     for folder in ("minitube", "frontend", "migrations"):
         assert f"COPY {folder} ./{folder}" in dockerfile
+
+
+async def test_the_page_knows_the_server_limits(make_client):
+    client = await make_client(max_upload_bytes=12345, view_threshold_seconds=7.5)
+    html = (await expect(await client.get("/upload"), 200)).decode()
+    assert '<meta name="minitube-max-upload-bytes" content="12345">' in html
+    assert '<meta name="minitube-view-threshold" content="7.5">' in html

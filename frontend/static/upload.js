@@ -173,11 +173,25 @@ function createUploadForm(navigate) {
   };
 }
 
+/**
+ * The server's upload limit (MINITUBE_MAX_UPLOAD_BYTES, rendered into the
+ * page). Checked before sending: past the limit the server answers 413 and
+ * closes without reading on, which browsers report as a network error.
+ */
+function maxUploadBytes() {
+  const meta = document.querySelector('meta[name="minitube-max-upload-bytes"]');
+  const value = meta ? Number.parseInt(meta.content, 10) : NaN;
+  return Number.isFinite(value) && value > 0 ? value : Infinity;
+}
+
 function validate({ title, file }) {
   const problems = {};
   if (!title) problems.title = 'Give your video a title.';
   else if (title.length > TITLE_MAX) problems.title = `Keep the title under ${TITLE_MAX} characters.`;
   if (!file) problems.file = 'Choose a video file to upload.';
+  else if (file.size > maxUploadBytes()) {
+    problems.file = `That file is ${formatBytes(file.size)}; the limit is ${formatBytes(maxUploadBytes())}.`;
+  }
   return Object.keys(problems).length ? problems : null;
 }
 
