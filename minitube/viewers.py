@@ -1,11 +1,16 @@
 """"Watching now": live viewer counts shared by every process through Redis.
 
-Each live WebSocket is a member `<viewer>|<connection>` of the sorted set
-`presence:<video>`, scored with the time it expires. Its process renews the
-score while the socket lives, so a process killed with SIGKILL drops out of
-the count once its members expire, and nothing has to clean up after it.
-The count is the number of distinct viewers among unexpired members, worked
-out inside Redis by one script.
+Two sorted sets per video, both scored with the time an entry expires:
+
+    presence:<video>            viewer -> latest expiry of any of its sockets
+    presence:<video>:<viewer>   that viewer's sockets -> their expiry
+
+A process renews the scores of its own sockets while they live, so a process
+killed with SIGKILL drops out once its entries expire, and nothing has to
+clean up after it. The count of distinct viewers is then one ZCOUNT of the
+unexpired viewers: O(log n), however many watch. A socket that closes is
+removed from its viewer's set, and the viewer's score falls back to its
+latest remaining socket (or the viewer goes), in one script.
 
 Every change is published on one channel; each process marks that video dirty
 and, at most every `broadcast_interval_seconds`, recounts each dirty video
@@ -45,19 +50,17 @@ log = logging.getLogger(__name__)
 CHANNEL = "minitube:presence"
 CLOSE_VIDEO_NOT_FOUND = 4404
 
-# KEYS[1]: the video's presence set. ARGV[1]: now. Drops expired members and
-# returns the number of distinct viewers among the rest.
-COUNT_LUA = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local seen, count = {}, 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local viewer = string.match(member, '^(.*)|')
-  if viewer and not seen[viewer] then
-    seen[viewer] = true
-    count = count + 1
-  end
+# KEYS: the viewer's sockets, the video's viewers. ARGV: socket id, viewer, now.
+LEAVE_LUA = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #latest == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+else
+  redis.call('ZADD', KEYS[2], 'XX', latest[2], ARGV[2])
 end
-return count
+return #latest
 """
 
 
@@ -65,8 +68,12 @@ def _message(video_id: int, active_viewers: int | None, views: int) -> str:
     return json.dumps({"video_id": video_id, "active_viewers": active_viewers, "views": views})
 
 
-def presence_set(video_id: int) -> str:
+def viewers_set(video_id: int) -> str:
     return f"presence:{video_id}"
+
+
+def sockets_set(video_id: int, viewer: str) -> str:
+    return f"presence:{video_id}:{viewer}"
 
 
 def address_set(address: str) -> str:
@@ -79,7 +86,7 @@ class Connection:
     video_id: int
     viewer: str
     address: str
-    member: str  # "<viewer>|<connection id>"
+    socket_id: str  # "<process>:<n>", unique across processes
 
 
 class Presence:
@@ -96,7 +103,9 @@ class Presence:
         self._views: dict[int, int] = {}
         self._sent: dict[int, tuple[int | None, int]] = {}
         self._wake = asyncio.Event()
-        self._count = self._redis.register_script(COUNT_LUA)
+        self._leaving: list[Connection] = []
+        self._leave_wake = asyncio.Event()
+        self._ttl = int(settings.presence_timeout_seconds) + 1
         # Subscribing blocks on a read for as long as the channel is quiet, so
         # it gets a client of its own without the short socket timeout.
         self._pubsub_client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=15)
@@ -107,16 +116,13 @@ class Presence:
     # --- joining and leaving -------------------------------------------------
 
     async def join(self, ws: web.WebSocketResponse, video_id: int, viewer: str, address: str, views: int) -> Connection:
-        conn = Connection(ws, video_id, viewer, address, f"{viewer}|{self._process}:{next(self._ids)}")
+        conn = Connection(ws, video_id, viewer, address, f"{self._process}:{next(self._ids)}")
         self._by_video.setdefault(video_id, set()).add(conn)
         self._views[video_id] = views
         self.sockets.add(ws)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                expires = time.time() + self._settings.presence_timeout_seconds
-                pipe.zadd(presence_set(video_id), {conn.member: expires})
-                pipe.zadd(address_set(address), {conn.member: expires})
-                pipe.expire(address_set(address), int(self._settings.presence_timeout_seconds) + 1)
+                self._record(pipe, [conn], time.time() + self._settings.presence_timeout_seconds)
                 pipe.publish(CHANNEL, json.dumps({"video": video_id}))
                 await pipe.execute()
         except UNAVAILABLE_ERRORS:
@@ -124,7 +130,28 @@ class Presence:
         self._mark(video_id)
         return conn
 
-    async def leave(self, conn: Connection) -> None:
+    def _record(self, pipe, conns: list[Connection], expires: float) -> None:
+        """Queue the commands that (re)record these sockets as alive until
+        `expires`: one ZADD per key, however many sockets share it."""
+        sockets: dict[str, dict[str, float]] = {}
+        viewers: dict[str, dict[str, float]] = {}
+        addresses: dict[str, dict[str, float]] = {}
+        for conn in conns:
+            sockets.setdefault(sockets_set(conn.video_id, conn.viewer), {})[conn.socket_id] = expires
+            viewers.setdefault(viewers_set(conn.video_id), {})[conn.viewer] = expires
+            addresses.setdefault(address_set(conn.address), {})[conn.socket_id] = expires
+        for key, members in sockets.items():
+            pipe.zadd(key, members)
+        for key, members in viewers.items():
+            # GT: a later expiry recorded by another process for the same viewer stands.
+            pipe.zadd(key, members, gt=True)
+        for key, members in addresses.items():
+            pipe.zadd(key, members)
+        for key in (*sockets, *viewers, *addresses):
+            pipe.expire(key, self._ttl)
+
+    def leave(self, conn: Connection) -> None:
+        """Forget a closed socket here at once, and in Redis with the next batch."""
         self.sockets.discard(conn.ws)
         conns = self._by_video.get(conn.video_id)
         if conns is not None:
@@ -133,14 +160,34 @@ class Presence:
                 del self._by_video[conn.video_id]
                 self._views.pop(conn.video_id, None)
                 self._sent.pop(conn.video_id, None)
+        self._leaving.append(conn)
+        self._leave_wake.set()
+
+    async def leave_forever(self) -> None:
+        """Remove closed sockets from Redis in batches. When a crowd leaves at
+        once (a stream ends, a server drains) this is one pipeline for all of
+        them instead of one round trip, and one pooled connection, each."""
+        while True:
+            await self._leave_wake.wait()
+            self._leave_wake.clear()
+            await self._flush_leaves()
+
+    async def _flush_leaves(self) -> None:
+        batch, self._leaving = self._leaving, []
+        if not batch:
+            return
+        now = time.time()
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(presence_set(conn.video_id), conn.member)
-                pipe.zrem(address_set(conn.address), conn.member)
-                pipe.publish(CHANNEL, json.dumps({"video": conn.video_id}))
+                for conn in batch:
+                    pipe.eval(LEAVE_LUA, 2, sockets_set(conn.video_id, conn.viewer), viewers_set(conn.video_id),
+                              conn.socket_id, conn.viewer, now)
+                    pipe.zrem(address_set(conn.address), conn.socket_id)
+                for video_id in {conn.video_id for conn in batch}:
+                    pipe.publish(CHANNEL, json.dumps({"video": video_id}))
                 await pipe.execute()
         except UNAVAILABLE_ERRORS:
-            log.warning("presence not removed: Redis unavailable (it expires by itself)")
+            log.warning("presence of %d closed socket(s) not removed: Redis unavailable (it expires)", len(batch))
 
     async def sockets_from(self, address: str) -> int:
         """Live sockets from one address across every process."""
@@ -159,11 +206,11 @@ class Presence:
         """Distinct live viewers per video; None for each when Redis is down."""
         if not video_ids:
             return {}
-        now = time.time()
+        alive = f"({time.time()}"  # expiry strictly after now
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for video_id in video_ids:
-                    await self._count(keys=[presence_set(video_id)], args=[now], client=pipe)
+                    pipe.zcount(viewers_set(video_id), alive, "+inf")
                 results = await pipe.execute()
         except UNAVAILABLE_ERRORS:
             return {video_id: None for video_id in video_ids}
@@ -234,26 +281,21 @@ class Presence:
             await asyncio.sleep(interval)
 
     async def renew_forever(self) -> None:
-        """Keep this process's members alive, and notice others' expiring."""
+        """Keep this process's sockets alive, and notice others' expiring."""
         period = self._settings.presence_timeout_seconds / 3
         while True:
             await asyncio.sleep(period)
-            expires = time.time() + self._settings.presence_timeout_seconds
+            now = time.time()
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    addresses: dict[str, dict[str, float]] = {}
-                    for video_id, conns in self._by_video.items():
-                        pipe.zadd(presence_set(video_id), {c.member: expires for c in conns})
-                        pipe.expire(presence_set(video_id), int(self._settings.presence_timeout_seconds) + 1)
-                        for c in conns:
-                            addresses.setdefault(c.address, {})[c.member] = expires
-                    for address, members in addresses.items():
-                        pipe.zadd(address_set(address), members)
-                        pipe.expire(address_set(address), int(self._settings.presence_timeout_seconds) + 1)
+                    self._record(pipe, [c for conns in self._by_video.values() for c in conns],
+                                 now + self._settings.presence_timeout_seconds)
+                    for video_id in self._by_video:  # forget viewers whose sockets all died
+                        pipe.zremrangebyscore(viewers_set(video_id), "-inf", now)
                     await pipe.execute()
             except UNAVAILABLE_ERRORS:
                 log.warning("presence not renewed: Redis unavailable")
-            # Members of a dead process expire without any event: recount.
+            # A dead process's viewers expire without any event: recount.
             for video_id in self._by_video:
                 self._mark(video_id)
 
@@ -286,6 +328,7 @@ class Presence:
 
     async def stop(self, tasks: list[asyncio.Task]) -> None:
         self._stopping = True
+        await self._flush_leaves()  # the sockets closed on shutdown leave the count now
         for task in tasks:
             task.cancel()
         _, pending = await asyncio.wait(tasks, timeout=0.1)
@@ -325,6 +368,7 @@ async def presence_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(presence.broadcast_forever(), name="presence-broadcast"),
         asyncio.create_task(presence.renew_forever(), name="presence-renew"),
         asyncio.create_task(presence.listen_forever(), name="presence-listen"),
+        asyncio.create_task(presence.leave_forever(), name="presence-leave"),
     ]
     yield
     await presence.stop(tasks)
@@ -394,5 +438,5 @@ async def active_viewers(request: web.Request) -> web.WebSocketResponse:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
                 await ws.send_str("pong")
     finally:
-        await presence.leave(conn)
+        presence.leave(conn)
     return ws

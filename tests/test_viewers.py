@@ -143,3 +143,21 @@ async def test_deleting_a_video_closes_its_sockets(client, register, upload, cli
         while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             pass
     assert ws.close_code == 4404
+
+
+async def test_a_viewer_stays_while_any_of_their_tabs_is_open(client, register, video):
+    _, token = await register()
+    url = f"/videos/{video['id']}/active-viewers"
+
+    async def count():
+        return (await expect(await client.get(f"/videos/{video['id']}"), 200))["video"]["active_viewers"]
+
+    tabs = [await client.ws_connect(url, params={"token": token}) for _ in range(3)]
+    assert await count() == 1
+    await tabs[0].close()
+    await tabs[1].close()
+    await asyncio.sleep(0.1)
+    assert await count() == 1
+    await tabs[2].close()
+    await asyncio.sleep(0.1)
+    assert await count() == 0
