@@ -23,6 +23,7 @@ from .settings import Settings
 
 JWT_ALGORITHM = "HS256"
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+SUBJECT_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 MAX_DISPLAY_NAME = 50
 
@@ -129,7 +130,10 @@ def decode_token(settings: Settings, token: str) -> tuple[int, int]:
             algorithms=[JWT_ALGORITHM],
             options={"require": ["sub", "iat", "exp"]},
         )
-        return int(claims["sub"]), int(claims.get("ver", 0))
+        subject, version = claims["sub"], claims.get("ver", 0)
+        if not (isinstance(subject, str) and SUBJECT_RE.match(subject)) or type(version) is not int:
+            raise jwt.InvalidTokenError("malformed claims")
+        return int(subject), version
     except jwt.ExpiredSignatureError:
         raise Unauthorized("The access token has expired.", code="token_expired") from None
     except (jwt.InvalidTokenError, ValueError, TypeError):
@@ -179,13 +183,20 @@ async def required_user(request: web.Request) -> AuthUser:
 
 
 def normalize_email(value: object) -> str:
-    return value.strip().lower() if isinstance(value, str) else ""
+    """Trimmed, NFC and lower-case: `A@X.io` and `a@x.io` (and a composed and
+    a decomposed `á`) are one account."""
+    return unicodedata.normalize("NFC", value.strip()).lower() if isinstance(value, str) else ""
+
+
+def _has_invisible(text: str) -> bool:
+    """Control, format (zero-width, bidi overrides), surrogate or unassigned characters."""
+    return any(unicodedata.category(ch)[0] == "C" for ch in text)
 
 
 def validate_registration(body: dict) -> tuple[str, str, str]:
     errors: dict[str, str] = {}
     email = normalize_email(body.get("email"))
-    if not EMAIL_RE.match(email) or len(email) > 254:
+    if not EMAIL_RE.match(email) or len(email) > 254 or _has_invisible(email):
         errors["email"] = "must be a valid e-mail address"
     password = body.get("password")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
@@ -254,25 +265,29 @@ async def login(request: web.Request) -> web.Response:
     if errors:
         raise Invalid(errors)
 
+    # Each attempt is counted before the password is checked, atomically, so
+    # guesses sent in parallel cannot all slip in under the limit; a success
+    # gives its attempt back.
     redis = app[redis_key]
     keys = (f"rl:login:email:{email}", f"rl:login:addr:{client_address(request)}")
-    for key in keys:
-        failures, ttl = await ratelimit.current(redis, key)
-        if failures >= settings.login_failures_limit:
-            raise RateLimited(ttl, f"Too many failed logins; try again in {ttl} seconds.")
+    window = settings.login_failure_window_seconds
+    attempts = [await ratelimit.hit(redis, key, window) for key in keys]
+    over = [ttl for count, ttl in attempts if count > settings.login_failures_limit]
+    if over:
+        raise RateLimited(max(over), f"Too many failed logins; try again in {max(over)} seconds.")
+    # Past a few failures each further attempt costs the guesser time.
+    excess = max(count for count, _ in attempts) - 1 - settings.login_failures_before_slowdown
+    if excess > 0:
+        await asyncio.sleep(min(0.25 * excess, 2.0))
 
     async with db.cursor(app) as cur:
         row = await db.fetch_one(cur, SELECT_USER_BY_EMAIL, {"email": email})
     hasher = app[hasher_key]
     if not await hasher.verify(row["password_hash"] if row else None, password):
-        failures = max([(await ratelimit.hit(redis, key, settings.login_failure_window_seconds))[0] for key in keys])
-        # Past a few failures each further attempt costs the guesser time.
-        excess = failures - settings.login_failures_before_slowdown
-        if excess > 0:
-            await asyncio.sleep(min(0.25 * excess, 2.0))
         raise Unauthorized("E-mail or password is wrong.", code="invalid_credentials")
 
     await ratelimit.forget(redis, keys[0])
+    await ratelimit.give_back(redis, keys[1])
     if hasher.needs_rehash(row["password_hash"]):
         async with db.cursor(app) as cur:
             await cur.execute(UPDATE_PASSWORD_HASH, {"id": row["id"], "password_hash": await hasher.hash(password)})

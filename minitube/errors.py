@@ -18,11 +18,14 @@ class AppError(Exception):
         code: str | None = None,
         fields: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         if code:
             self.code = code
+        if status:
+            self.status = status
         self.fields = fields
         self.headers = headers or {}
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
-from .errors import BadRequest, NotFound
+from .errors import AppError, BadRequest, NotFound
 from .keys import settings_key
 
 
@@ -24,16 +25,51 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+BODY_TIMEOUT_SECONDS = 15.0
+MAX_JSON_DEPTH = 8
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; anything else is 400 invalid_json."""
-    raw = await request.read()  # bounded by client_max_size (413 beyond it)
+    """The body as a JSON object; anything else is 400 invalid_json.
+
+    Only `application/json` is read: a form or text/plain body would let any
+    web page post here from a visitor's browser without a CORS preflight."""
+    if request.content_type != "application/json":
+        raise BadRequest("Send the body as application/json.", code="invalid_json")
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            raw = await request.read()  # bounded by client_max_size (413 beyond it)
+    except TimeoutError:
+        raise AppError("The body did not arrive in time.", code="request_timeout", status=408) from None
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    _check_text(body, MAX_JSON_DEPTH)
     return body
+
+
+def _check_text(value: Any, depth: int) -> None:
+    """Refuse what PostgreSQL and UTF-8 cannot store: NUL characters and
+    unpaired surrogates (JSON can spell both), and absurd nesting."""
+    if depth < 0:
+        raise BadRequest("The JSON is nested too deeply.", code="invalid_json")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest("Text may not contain NUL characters.", code="invalid_json")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("Text must be valid Unicode (no unpaired surrogates).", code="invalid_json") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, depth - 1)
+            _check_text(item, depth - 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item, depth - 1)
 
 
 def client_address(request: web.Request) -> str:
@@ -51,6 +87,6 @@ def client_address(request: web.Request) -> str:
 def int_param(request: web.Request, name: str) -> int:
     """A positive integer path parameter; anything else is a 404 (no such resource)."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound()
     return int(raw)

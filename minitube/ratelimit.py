@@ -15,6 +15,8 @@ from .redis_client import UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 
+GIVE_BACK_LUA = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+
 
 async def current(redis: aioredis.Redis, key: str) -> tuple[int, int]:
     """(count, seconds until the window resets) without counting."""
@@ -38,6 +40,16 @@ async def hit(redis: aioredis.Redis, key: str, window: int) -> tuple[int, int]:
         log.warning("rate limit not counted: Redis unavailable")
         return 0, 0
     return int(count), max(int(ttl), 1)
+
+
+async def give_back(redis: aioredis.Redis, key: str) -> None:
+    """Uncount one event (a login attempt that turned out to succeed)."""
+    try:
+        # Only while the window lasts: DECR on an expired key would create a
+        # counter with no expiry.
+        await redis.eval(GIVE_BACK_LUA, 1, key)
+    except UNAVAILABLE_ERRORS:
+        log.warning("rate limit not adjusted: Redis unavailable")
 
 
 async def forget(redis: aioredis.Redis, key: str) -> None:

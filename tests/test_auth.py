@@ -48,7 +48,10 @@ async def test_malformed_json_is_400(client):
 
 
 async def test_oversized_json_is_413(client):
-    body = await expect(await client.post("/auth/login", data=b"{" + b" " * 100_000 + b"}"), 413)
+    body = await expect(
+        await client.post("/auth/login", data=b"{" + b" " * 100_000 + b"}", headers={"Content-Type": "application/json"}),
+        413,
+    )
     assert body["error"]["code"] == "too_large"
 
 

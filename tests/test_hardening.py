@@ -146,3 +146,68 @@ async def test_postgres_down_is_a_quick_503_and_the_pool_recovers(client, regist
     feed = await expect(await client.get("/videos"), 200)
     assert [item["id"] for item in feed["items"]] == [video["id"]]
     await expect(await client.get("/auth/me", headers=auth(token)), 200)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"email": "a@b.io\\u0000", "password": "password123"}',  # NUL: PostgreSQL cannot store it
+        b'{"email": "a@b.io", "password": "\\ud800xxxxxxxxx"}',  # an unpaired surrogate
+        b'{"email": "s\\ud800@b.io", "password": "password123"}',
+        b"[" * 5000 + b"]" * 5000,  # deeper than the parser's recursion limit
+        b'{"email": {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}, "password": "x"}',
+    ],
+)
+async def test_json_that_cannot_be_stored_is_400(client, raw):
+    for path in ("/auth/register", "/auth/login"):
+        body = await expect(await client.post(path, data=raw, headers={"Content-Type": "application/json"}), 400)
+        assert body["error"]["code"] == "invalid_json"
+
+
+async def test_json_must_be_sent_as_json(client):
+    # A form or text/plain body would let any page post here without a CORS preflight.
+    body = b'{"email": "a@b.io", "password": "password123"}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = await client.post("/auth/register", data=body, headers={"Content-Type": content_type})
+        assert (await expect(response, 400))["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("email", ["a\u200b@b.io", "rtl\u202eoi.b@x.io", "ctl\x01@b.io"])
+async def test_invisible_characters_in_emails_are_refused(client, email):
+    body = await expect(await client.post("/auth/register", json={"email": email, "password": "password123"}), 422)
+    assert "email" in body["error"]["fields"]
+
+
+async def test_composed_and_decomposed_emails_are_one_account(client):
+    await expect(await client.post("/auth/register", json={"email": "\u00e1@b.io", "password": "password123"}), 201)
+    body = await expect(await client.post("/auth/register", json={"email": "a\u0301@b.io", "password": "password123"}), 409)
+    assert body["error"]["code"] == "email_taken"
+
+
+async def test_parallel_guesses_cannot_slip_under_the_login_limit(make_client, register):
+    client = await make_client(login_failures_limit=5, login_failures_before_slowdown=100)
+    await register("victim@example.com", app_client=client)
+    guesses = [
+        client.post("/auth/login", json={"email": "victim@example.com", "password": f"guess {i:04d}"}) for i in range(20)
+    ]
+    statuses = sorted(r.status for r in await asyncio.gather(*guesses))
+    assert statuses.count(401) == 5 and statuses.count(429) == 15
+
+
+async def test_a_successful_login_does_not_use_up_the_address_allowance(make_client, register):
+    client = await make_client(login_failures_limit=3)
+    await register("ann@example.com", app_client=client)
+    for _ in range(6):
+        await expect(await client.post("/auth/login", json={"email": "ann@example.com", "password": "correct horse battery"}), 200)
+
+
+@pytest.mark.parametrize("subject", [" 1 ", "1_0", "\u0661", "01", "-1", 1])
+async def test_token_subjects_must_be_plain_ids(client, register, subject):
+    import jwt
+
+    from .conftest import TEST_SECRET
+
+    await register()
+    now = int(time.time())
+    token = jwt.encode({"sub": subject, "iat": now, "exp": now + 60}, TEST_SECRET, algorithm="HS256")
+    await expect(await client.get("/auth/me", headers=auth(token)), 401)
