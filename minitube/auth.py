@@ -271,7 +271,7 @@ async def login(request: web.Request) -> web.Response:
     redis = app[redis_key]
     keys = (f"rl:login:email:{email}", f"rl:login:addr:{client_address(request)}")
     window = settings.login_failure_window_seconds
-    attempts = [await ratelimit.hit(redis, key, window) for key in keys]
+    attempts = await ratelimit.hit_all(redis, list(keys), window)
     over = [ttl for count, ttl in attempts if count > settings.login_failures_limit]
     if over:
         raise RateLimited(max(over), f"Too many failed logins; try again in {max(over)} seconds.")

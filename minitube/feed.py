@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime, timedelta, timezone
 
 from aiohttp import web
@@ -22,6 +23,8 @@ from .videos import VIDEO_COLUMNS, video_json
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MICROSECOND = timedelta(microseconds=1)
+CURSOR_RE = re.compile(r"v1:([0-9]{1,17}):([1-9][0-9]{0,17})", re.ASCII)
+LIMIT_RE = re.compile(r"[0-9]{1,3}", re.ASCII)
 
 FEED_FIRST_PAGE = f"""
     SELECT {VIDEO_COLUMNS}
@@ -47,11 +50,11 @@ def encode_cursor(created_at: datetime, video_id: int) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        version, micros, video_id = raw.split(":")
-        if version != "v1":
-            raise ValueError(version)
-        created_at = EPOCH + int(micros) * MICROSECOND
-        return created_at, int(video_id)
+        match = CURSOR_RE.fullmatch(raw)
+        if match is None:
+            raise ValueError(raw)
+        created_at = EPOCH + int(match.group(1)) * MICROSECOND
+        return created_at, int(match.group(2))
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         raise BadRequest("The cursor is not one this server issued.", code="invalid_cursor") from None
 
@@ -59,7 +62,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise Invalid({"limit": f"must be an integer from 1 to {MAX_LIMIT}"})
     return int(raw)
 

@@ -66,6 +66,9 @@ async def access_log(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except (ConnectionResetError, BrokenPipeError):
+        status = 499  # nginx's "client closed request": not a server error
+        raise
     finally:
         if log.isEnabledFor(logging.INFO):
             log.info(

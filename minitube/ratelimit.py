@@ -31,15 +31,23 @@ async def current(redis: aioredis.Redis, key: str) -> tuple[int, int]:
 
 async def hit(redis: aioredis.Redis, key: str, window: int) -> tuple[int, int]:
     """Count one event in the window; returns (count, seconds until reset)."""
+    return (await hit_all(redis, [key], window))[0]
+
+
+async def hit_all(redis: aioredis.Redis, keys: list[str], window: int) -> list[tuple[int, int]]:
+    """Count one event under each key, in one transaction, so that
+    concurrent requests see consistent counts across the keys."""
     try:
-        # SET NX EX then INCR: the window starts at the first event and the
-        # counter can never be left without an expiry (Redis 6 has no EXPIRE NX).
         async with redis.pipeline(transaction=True) as pipe:
-            _, count, ttl = await pipe.set(key, 0, ex=window, nx=True).incr(key).ttl(key).execute()
+            for key in keys:
+                # SET NX EX then INCR: the window starts at the first event and the
+                # counter can never be left without an expiry (Redis 6 has no EXPIRE NX).
+                pipe.set(key, 0, ex=window, nx=True).incr(key).ttl(key)
+            results = await pipe.execute()
     except UNAVAILABLE_ERRORS:
         log.warning("rate limit not counted: Redis unavailable")
-        return 0, 0
-    return int(count), max(int(ttl), 1)
+        return [(0, 0) for _ in keys]
+    return [(int(results[i + 1]), max(int(results[i + 2]), 1)) for i in range(0, len(results), 3)]
 
 
 async def give_back(redis: aioredis.Redis, key: str) -> None:

@@ -38,7 +38,11 @@ SMALL_BODY = 64 * 1024
 # More ranges than this in one request is an abuse pattern (RFC 9110 §14.2
 # lets a server ignore such a Range header): the whole file is sent instead.
 MAX_RANGES = 50
-RANGE_SPEC = re.compile(r"^(\d*)-(\d*)$")
+RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+# Positions longer than this are past the end of any file; int() of thousands
+# of digits would be slow and (past 4300 digits) refused.
+MAX_DIGITS = 18
+BEYOND_ANY_FILE = 10**MAX_DIGITS
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
 NOTED_VIEWERS_CAP = 10_000
 
@@ -151,7 +155,7 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
     pairs, sorted and coalesced; [] when none is satisfiable; None when the
     header is to be ignored (bad syntax, another unit, too many ranges)."""
     unit, sep, range_set = header.partition("=")
-    if not sep or unit.strip().lower() != "bytes":
+    if not sep or unit.lower() != "bytes":
         return None
     specs = [spec.strip() for spec in range_set.split(",")]
     specs = [spec for spec in specs if spec]  # the #rule allows empty list elements
@@ -159,21 +163,24 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
         return None
     ranges = []
     for spec in specs:
-        match = RANGE_SPEC.match(spec)
+        match = RANGE_SPEC.fullmatch(spec)
         if match is None or match.group(0) == "-":
             return None
-        first, last = match.groups()
-        if first:
-            first = int(first)
-            if last and int(last) < first:
+        first, last = (_position(g) if g else None for g in match.groups())
+        if first is not None:
+            if last is not None and last < first:
                 return None  # an invalid range-spec makes the whole header invalid
             if first < size:
-                ranges.append((first, min(int(last), size - 1) if last else size - 1))
+                ranges.append((first, min(last, size - 1) if last is not None else size - 1))
         else:
-            suffix = int(last)
+            suffix = last
             if suffix > 0 and size > 0:
                 ranges.append((max(size - suffix, 0), size - 1))
     return _coalesce(ranges)
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= MAX_DIGITS else BEYOND_ANY_FILE
 
 
 def _coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

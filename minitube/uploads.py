@@ -14,11 +14,12 @@ import dataclasses
 from pathlib import Path
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import ratelimit
 from .auth import AuthUser, clean_text, required_user
-from .errors import BadRequest, Invalid, NotAVideo, TooLarge
+from .errors import AppError, BadRequest, Invalid, NotAVideo, TooLarge
 from .httputil import client_address, json_response
 from .keys import redis_key, settings_key, storage_key
 from .media import SNIFF_BYTES, describe_unknown, process_upload, sniff_container
@@ -27,8 +28,11 @@ from .videos import create_video, fetch_video, video_json
 
 CHUNK = 1024 * 1024
 MAX_TEXT_FIELD = 64 * 1024
+MAX_FORM_TEXT = 2 * MAX_TEXT_FIELD
 # Room for the multipart boundaries and the small text fields.
-ENVELOPE_ALLOWANCE = 2 * MAX_TEXT_FIELD + 64 * 1024
+ENVELOPE_ALLOWANCE = MAX_FORM_TEXT + 64 * 1024
+# A client that sends nothing for this long has gone or is stalling on purpose.
+STALL_SECONDS = 60.0
 
 
 @dataclasses.dataclass
@@ -36,6 +40,8 @@ class UploadForm:
     fields: dict[str, str] = dataclasses.field(default_factory=dict)
     file_path: Path | None = None
     filename: str | None = None
+    # Bytes every part other than the file may still use, all together.
+    text_budget: int = MAX_FORM_TEXT
 
 
 async def read_form(request: web.Request, workspace: Path, settings: Settings) -> UploadForm:
@@ -45,38 +51,51 @@ async def read_form(request: web.Request, workspace: Path, settings: Settings) -
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if part.name == "file" and part.filename is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest("Nested multipart bodies are not accepted.", code="invalid_multipart")
+            if part.name == "file":
                 if form.file_path is not None:
                     raise BadRequest("Send one file per upload.", code="invalid_multipart")
                 # Some clients (aiohttp's among them) percent-encode the name.
-                form.filename = clean_text(unquote(part.filename))[:255] or None
+                form.filename = clean_text(unquote(part.filename or ""))[:255] or None
                 form.file_path = workspace / "upload.bin"
                 await _receive_file(part, form.file_path, settings.max_upload_bytes)
-            elif part.name in ("title", "description"):
-                form.fields[part.name] = await _read_text(part)
             else:
-                await part.release()  # unknown fields are skipped, but still bounded by the stream
-    except (ValueError, AssertionError, UnicodeDecodeError, LookupError) as exc:
+                # Unknown fields are read and dropped, within the same budget.
+                text = await _read_text(part, form)
+                if part.name in ("title", "description"):
+                    form.fields[part.name] = text
+    except (ValueError, AssertionError, UnicodeDecodeError, LookupError, HttpProcessingError) as exc:
         # aiohttp's multipart reader reports a malformed body with these.
         raise BadRequest(f"The multipart body is malformed ({exc.__class__.__name__}).", code="invalid_multipart") from None
     return form
 
 
-async def _read_text(part) -> str:
+async def _chunk(part: BodyPartReader, size: int) -> bytes:
+    """The next chunk of a part; a client that stops sending is cut off."""
+    try:
+        async with asyncio.timeout(STALL_SECONDS):
+            return await part.read_chunk(size)
+    except TimeoutError:
+        raise AppError("The upload stalled.", code="request_timeout", status=408) from None
+
+
+async def _read_text(part: BodyPartReader, form: UploadForm) -> str:
     data = bytearray()
-    while chunk := await part.read_chunk(8192):
+    while chunk := await _chunk(part, 8192):
         data += chunk
-        if len(data) > MAX_TEXT_FIELD:
-            raise TooLarge(f"The {part.name} field is too long.", code="field_too_large")
+        form.text_budget -= len(chunk)
+        if len(data) > MAX_TEXT_FIELD or form.text_budget < 0:
+            raise TooLarge(f"The {part.name or 'unnamed'} field is too long.", code="field_too_large")
     return bytes(data).decode(part.get_charset(default="utf-8"))
 
 
-async def _receive_file(part, path: Path, limit: int) -> None:
+async def _receive_file(part: BodyPartReader, path: Path, limit: int) -> None:
     loop = asyncio.get_running_loop()
     received = 0
     head = b""
     with open(path, "wb") as out:
-        while chunk := await part.read_chunk(CHUNK):
+        while chunk := await _chunk(part, CHUNK):
             received += len(chunk)
             if received > limit:
                 raise TooLarge(f"The file is larger than the limit of {limit} bytes.", code="file_too_large")

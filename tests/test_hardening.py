@@ -211,3 +211,95 @@ async def test_token_subjects_must_be_plain_ids(client, register, subject):
     now = int(time.time())
     token = jwt.encode({"sub": subject, "iat": now, "exp": now + 60}, TEST_SECRET, algorithm="HS256")
     await expect(await client.get("/auth/me", headers=auth(token)), 401)
+
+
+@pytest.fixture
+async def stream_url(register, upload, clips):
+    _, token = await register()
+    return (await upload(token, clips["mp4"]))["stream_url"]
+
+
+@pytest.mark.parametrize(
+    "header, status",
+    [
+        ("bytes=0-" + "9" * 5000, 206),  # a last-pos past any file is clipped
+        ("bytes=" + "9" * 5000 + "-", 416),  # a first-pos past any file
+        ("bytes=-" + "9" * 5000, 206),  # a suffix longer than any file is the file
+        ("bytes = 0-5", 200),  # no whitespace around "=" in RFC 9110's grammar: ignored
+        ("bytes=\u0660-\u0665", 200),  # Arabic-Indic digits are not DIGIT: ignored
+    ],
+)
+async def test_absurd_ranges(client, stream_url, header, status):
+    response = await client.get(stream_url, headers={"Range": header})
+    await expect(response, status)
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0661", "9" * 5000, "5\n"])
+async def test_absurd_limits_are_422(client, limit):
+    await expect(await client.get("/videos", params={"limit": limit}), 422)
+
+
+@pytest.mark.parametrize("raw", [b"v1:-1:-1", b"v1:1_0:1_0", b"v1: 1 : 1 ", b"v1:1:0", b"v1:1:1\n"])
+async def test_lenient_looking_cursors_are_400(client, raw):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(raw).decode()
+    body = await expect(await client.get("/videos", params={"cursor": cursor}), 400)
+    assert body["error"]["code"] == "invalid_cursor"
+
+
+async def test_unicode_digit_ids_are_404(client, stream_url):
+    await expect(await client.get("/videos/%D9%A1"), 404)
+
+
+def multipart(*parts: bytes, boundary: str = "b") -> bytes:
+    return b"".join(b"--" + boundary.encode() + b"\r\n" + part + b"\r\n" for part in parts) + b"--b--\r\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        multipart(b'Content-Disposition: form-data; name="a\x01"\r\n\r\nx'),  # a control character in a header
+        multipart(b"X-Long: " + b"a" * 9000 + b'\r\nContent-Disposition: form-data; name="title"\r\n\r\nx'),
+        multipart(b"".join(b"X-H%d: v\r\n" % i for i in range(500)) + b'Content-Disposition: form-data; name="t"\r\n\r\nx'),
+        multipart(b'Content-Disposition: form-data; name="n"\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n'
+                  b"--c\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n--c--"),
+    ],
+)
+async def test_malformed_multipart_is_400(client, register, body):
+    _, token = await register()
+    response = await client.post(
+        "/videos/upload", data=body, headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert (await expect(response, 400))["error"]["code"] == "invalid_multipart"
+
+
+async def test_unknown_parts_count_towards_the_limit(make_client, register, clips, settings):
+    client = await make_client(max_upload_bytes=100_000)
+    _, token = await register(app_client=client)
+
+    async def body():  # chunked: no Content-Length to refuse up front
+        yield b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n'
+        yield b'--b\r\nContent-Disposition: form-data; name="junk"\r\n\r\n'
+        for _ in range(80):
+            yield b"j" * 65536
+        yield b"\r\n--b--\r\n"
+
+    response = await client.post(
+        "/videos/upload", data=body(), headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status == 413
+    assert [p for p in settings.storage_dir.rglob("*") if p.is_file()] == []
+
+
+async def test_a_file_part_without_a_file_name_is_still_the_file(make_client, register, clips):
+    client = await make_client(max_upload_bytes=50_000)
+    _, token = await register(app_client=client)
+    data = multipart(
+        b'Content-Disposition: form-data; name="title"\r\n\r\nx',
+        b'Content-Disposition: form-data; name="file"\r\nContent-Type: video/mp4\r\n\r\n' + clips["mp4"].read_bytes(),
+    )
+    response = await client.post(
+        "/videos/upload", data=data, headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert (await expect(response, 413))["error"]["code"] == "file_too_large"
