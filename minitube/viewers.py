@@ -115,8 +115,10 @@ class Presence:
 
     # --- joining and leaving -------------------------------------------------
 
-    async def join(self, ws: web.WebSocketResponse, video_id: int, viewer: str, address: str, views: int) -> Connection:
-        conn = Connection(ws, video_id, viewer, address, f"{self._process}:{next(self._ids)}")
+    async def join(
+        self, ws: web.WebSocketResponse, video_id: int, viewer: str, address: str, socket_id: str, views: int
+    ) -> Connection:
+        conn = Connection(ws, video_id, viewer, address, socket_id)
         self._by_video.setdefault(video_id, set()).add(conn)
         self._views[video_id] = views
         self.sockets.add(ws)
@@ -189,16 +191,34 @@ class Presence:
         except UNAVAILABLE_ERRORS:
             log.warning("presence of %d closed socket(s) not removed: Redis unavailable (it expires)", len(batch))
 
-    async def sockets_from(self, address: str) -> int:
-        """Live sockets from one address across every process."""
+    def new_socket_id(self) -> str:
+        return f"{self._process}:{next(self._ids)}"
+
+    async def reserve(self, address: str, socket_id: str) -> bool:
+        """Claim one of an address's live-socket slots, across every process,
+        before the handshake. The claim is added first and counted after, in
+        one transaction, so concurrent handshakes cannot all slip past the cap."""
+        cap = self._settings.sockets_per_address
+        key, now = address_set(address), time.time()
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(address_set(address), "-inf", time.time())
-                pipe.zcard(address_set(address))
-                _, count = await pipe.execute()
-            return int(count)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.zadd(key, {socket_id: now + self._settings.presence_timeout_seconds})
+                pipe.expire(key, self._ttl)
+                pipe.zcard(key)
+                *_, count = await pipe.execute()
         except UNAVAILABLE_ERRORS:
-            return sum(1 for conns in self._by_video.values() for c in conns if c.address == address)
+            # This process's own sockets are all it can see now.
+            return sum(c.address == address for conns in self._by_video.values() for c in conns) < cap
+        if count > cap:
+            await self.release(address, socket_id)
+            return False
+        return True
+
+    async def release(self, address: str, socket_id: str) -> None:
+        """Give back a claimed slot whose socket never joined."""
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
+            await self._redis.zrem(address_set(address), socket_id)
 
     # --- counts ------------------------------------------------------------------
 
@@ -230,15 +250,9 @@ class Presence:
             await self._close_video(video_id)
 
     async def current_message(self, video_id: int) -> str:
-        """The counts a new socket is greeted with. The last broadcast is
-        reused when this process has one, so that a crowd joining a popular
-        video does not cost a recount in Redis per join; the join itself has
-        marked the video dirty, so the next broadcast brings the new count."""
-        last = self._sent.get(video_id)
-        if last is None:
-            count = (await self.counts([video_id]))[video_id]
-            last = (count, self._views.get(video_id, 0))
-        return _message(video_id, *last)
+        """The counts a new socket is greeted with (its own join included)."""
+        count = (await self.counts([video_id]))[video_id]
+        return _message(video_id, count, self._views.get(video_id, 0))
 
     def _note_views(self, video_id: int, views: int) -> None:
         if video_id in self._views:
@@ -414,29 +428,33 @@ async def active_viewers(request: web.Request) -> web.WebSocketResponse:
     user = await user_from_token(app, token) if token else None
     address = client_address(request)
     presence = app[presence_key]
-    if await presence.sockets_from(address) >= settings.sockets_per_address:
+    socket_id = presence.new_socket_id()
+    if not await presence.reserve(address, socket_id):
         raise RateLimited(int(settings.presence_timeout_seconds), "Too many live sockets from this address.")
-
-    async with db.cursor(app) as cur:
-        row = await db.fetch_one(cur, SELECT_VIEWS, {"id": video_id})
-    # compress=False: deflate state costs ~100 KiB per socket for ~60-byte messages.
-    ws = web.WebSocketResponse(
-        heartbeat=settings.heartbeat_seconds, protocols=protocols, max_msg_size=4096, compress=False
-    )
-    anon = ensure_anonymous_id(request, ws)
-    await ws.prepare(request)
-    if row is None:
-        await ws.close(code=CLOSE_VIDEO_NOT_FOUND, message=b"video not found")
-        return ws
-
-    viewer = user_viewer(user.id) if user else anonymous_viewer(request, anon)
-    await note_watch_start(app, video_id, viewer)
-    conn = await presence.join(ws, video_id, viewer, address, row["views"])
+    conn = None
     try:
+        async with db.cursor(app) as cur:
+            row = await db.fetch_one(cur, SELECT_VIEWS, {"id": video_id})
+        # compress=False: deflate state costs ~100 KiB per socket for ~60-byte messages.
+        ws = web.WebSocketResponse(
+            heartbeat=settings.heartbeat_seconds, protocols=protocols, max_msg_size=4096, compress=False
+        )
+        anon = ensure_anonymous_id(request, ws)
+        await ws.prepare(request)
+        if row is None:
+            await ws.close(code=CLOSE_VIDEO_NOT_FOUND, message=b"video not found")
+            return ws
+
+        viewer = user_viewer(user.id) if user else anonymous_viewer(request, anon)
+        await note_watch_start(app, video_id, viewer)
+        conn = await presence.join(ws, video_id, viewer, address, socket_id, row["views"])
         await ws.send_str(await presence.current_message(video_id))
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
                 await ws.send_str("pong")
+        return ws
     finally:
-        presence.leave(conn)
-    return ws
+        if conn is not None:
+            presence.leave(conn)
+        else:
+            await presence.release(address, socket_id)

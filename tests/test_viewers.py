@@ -161,3 +161,17 @@ async def test_a_viewer_stays_while_any_of_their_tabs_is_open(client, register, 
     await tabs[2].close()
     await asyncio.sleep(0.1)
     assert await count() == 0
+
+
+async def test_concurrent_handshakes_cannot_pass_the_address_cap(make_client, register, upload, clips):
+    client = await make_client(sockets_per_address=5)
+    _, token = await register(app_client=client)
+    video = await upload(token, clips["mp4"], app_client=client)
+    url = f"/videos/{video['id']}/active-viewers"
+    results = await asyncio.gather(*(client.ws_connect(url) for _ in range(20)), return_exceptions=True)
+    opened = [r for r in results if isinstance(r, aiohttp.ClientWebSocketResponse)]
+    refused = [r for r in results if isinstance(r, aiohttp.WSServerHandshakeError)]
+    assert len(opened) == 5 and len(refused) == 15
+    assert all(r.status == 429 for r in refused)
+    for ws in opened:
+        await ws.close()
