@@ -44,7 +44,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/readyz", health.readyz, name="readyz"),
         web.get("/api/openapi.json", openapi.document, name="openapi"),
         web.get("/api/docs", openapi.docs, name="api-docs"),
-        web.static(pages.STATIC_PREFIX, pages.FRONTEND_DIR / "static", name="static", append_version=False),
+        web.get(pages.STATIC_PREFIX + "{path:.+}", pages.static, name="static"),
     ]
 
 

@@ -9,6 +9,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .errors import NotFound
 from .keys import settings_key
 from .views import ensure_anonymous_id
 
@@ -18,6 +19,18 @@ STATIC_PREFIX = "/static/"
 
 def setup_templates(app: web.Application) -> None:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(FRONTEND_DIR / "templates"), autoescape=True)
+
+
+STATIC_DIR = FRONTEND_DIR / "static"
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """A file of the page's own. Resolved and checked to stay inside the
+    static folder; a missing file is a 404 in the JSON envelope like any other."""
+    path = (STATIC_DIR / request.match_info["path"]).resolve()
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        raise NotFound("No such file.")
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
 
 
 async def page(request: web.Request) -> web.Response:

@@ -149,10 +149,20 @@ async def delete_video(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def thumbnail(request: web.Request) -> web.StreamResponse:
+async def thumbnail(request: web.Request) -> web.Response:
+    """The poster frame. Posters are small, so they are read whole and sent
+    with a strong ETag; a Range header is ignored (RFC 9110 allows that)."""
     video_id = int_param(request, "id")
     row = await fetch_video(request.app, video_id)
     path = request.app[storage_key].poster_path(row["storage_key"])
-    if not row["has_thumbnail"] or not path.exists():
+    if not row["has_thumbnail"]:
         raise NotFound("This video has no poster frame.", code="thumbnail_not_found")
-    return web.FileResponse(path, headers={"Content-Type": "image/jpeg", "Cache-Control": "public, max-age=300"})
+    try:
+        body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound("This video has no poster frame.", code="thumbnail_not_found") from None
+    etag = f'"{row["storage_key"]}-poster-{len(body):x}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=300"}
+    if etag in [tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")]:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="image/jpeg", headers=headers)
