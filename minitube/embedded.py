@@ -160,10 +160,18 @@ def dev_services(data_dir: Path, database_url: str, redis_url: str) -> Iterator[
             started.append(postgres)
             log.info("embedded PostgreSQL: %s", database_url)
         if not redis_url:
-            embedded = EmbeddedRedis(data_dir / "redis", _remembered_port(data_dir / "redis"))
-            redis_url = embedded.start()
-            started.append(embedded)
-            log.info("embedded Redis: %s", redis_url)
+            folder = data_dir / "redis"
+            port = _remembered_port(folder)
+            if _redis_answers(port):
+                # Another `minitube dev` on this data folder started it: share
+                # it (live counts must be shared) and leave it to that process.
+                redis_url = EmbeddedRedis(folder, port).url
+                log.info("embedded Redis already running, shared: %s", redis_url)
+            else:
+                embedded = EmbeddedRedis(folder, port)
+                redis_url = embedded.start()
+                started.append(embedded)
+                log.info("embedded Redis: %s", redis_url)
         yield database_url, redis_url
     finally:
         for service in reversed(started):
@@ -171,14 +179,27 @@ def dev_services(data_dir: Path, database_url: str, redis_url: str) -> Iterator[
 
 
 def _remembered_port(folder: Path) -> int:
-    """Reuse the last port when it is free, so the URL stays the same across runs."""
+    """The port this data folder's Redis used last (so its URL stays the same
+    across runs), or a new free one when it is taken by something else."""
     folder.mkdir(parents=True, exist_ok=True)
     memo = folder / "port"
     with contextlib.suppress(ValueError, OSError):
         port = int(memo.read_text())
+        if _redis_answers(port):
+            return port
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
         return port
     port = free_port()
     memo.write_text(str(port))
     return port
+
+
+def _redis_answers(port: int) -> bool:
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return False
+    finally:
+        client.close()

@@ -52,7 +52,9 @@ class Settings:
     views_per_address: int = 20
 
     heartbeat_seconds: float = 10.0
-    presence_timeout_seconds: float = 25.0
+    # A dead process's viewers go after this plus one renewal period (a third
+    # of it): 24 s at most, inside the contract's 30 s.
+    presence_timeout_seconds: float = 18.0
     broadcast_interval_seconds: float = 0.25
     sockets_per_address: int = 64
     # Empty means "the server's own origin only".
