@@ -22,7 +22,7 @@ CLIENT_MAX_SIZE = 64 * 1024
 def routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/", pages.page, name="page"),
-        web.get("/watch/{id:[0-9]+}", pages.page, name="page-watch"),
+        web.get("/watch/{id:[0-9]+}", pages.watch_page, name="page-watch"),
         web.get("/upload", pages.page, name="page-upload"),
         web.get("/login", pages.page, name="page-login"),
         web.get("/register", pages.page, name="page-register"),

@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from . import db, redis_client
+from . import db, pages, redis_client
 from .errors import AppError
 from .httputil import json_response
 from .keys import request_id_key, settings_key
@@ -94,6 +94,12 @@ async def error_envelope(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status == 404 and pages.wants_page(request):
+            # A person typed or followed a wrong address: show the page's own
+            # "not found" view, still with status 404.
+            response = await pages.page(request)
+            response.set_status(404)
+            return response
         headers = {k: v for k, v in exc.headers.items() if k in KEPT_HEADERS}
         message = HTTP_ERROR_MESSAGES.get(exc.status) or exc.reason
         response = error_response(exc.status, HTTP_ERROR_CODES.get(exc.status, "http_error"), message, headers=headers)

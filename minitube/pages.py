@@ -9,7 +9,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from . import db
 from .errors import NotFound
+from .httputil import int_param
 from .keys import settings_key
 from .views import ensure_anonymous_id
 
@@ -31,6 +33,22 @@ async def static(request: web.Request) -> web.StreamResponse:
     if not path.is_relative_to(STATIC_DIR) or not path.is_file():
         raise NotFound("No such file.")
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+
+
+def wants_page(request: web.Request) -> bool:
+    """A browser navigating (not a script fetching JSON)."""
+    return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+
+
+async def watch_page(request: web.Request) -> web.Response:
+    """The page for /watch/{id}, answered 404 when there is no such video
+    (the page then shows its own "not found" view)."""
+    response = await page(request)
+    async with db.cursor(request.app) as cur:
+        exists = await db.fetch_one(cur, "SELECT 1 AS found FROM videos WHERE id = %(id)s", {"id": int_param(request, "id")})
+    if exists is None:
+        response.set_status(404)
+    return response
 
 
 async def page(request: web.Request) -> web.Response:

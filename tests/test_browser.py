@@ -473,3 +473,31 @@ def test_feed_scrolls_to_the_end_and_back_keeps_the_position(api, open_page, see
         assert time.monotonic() < deadline, "the watch page's viewer socket outlived the page"
         page.wait_for_timeout(100)
     assert_no_page_problems(page)
+
+
+@pytest.mark.browser
+def test_deleting_asks_first_and_wrong_addresses_show_not_found(api, open_page, media):
+    token = api.register("dora@example.com", "Dora")
+    video = api.upload(token, media["small"], "Soon gone")
+    _, page = open_page()
+    page.goto("/")
+    log_in(page, "dora@example.com", "Dora")
+    page.goto(f"/watch/{video['id']}")
+
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_text("Delete this video? This cannot be undone.")).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_be_visible()
+    assert api.video(video["id"])["id"] == video["id"]  # still there
+
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Delete for good").click()
+    expect(page).to_have_url(re.compile(r"/$"))
+    assert api.http.get(f"/videos/{video['id']}").status == 404
+
+    response = page.goto(f"/watch/{video['id']}")
+    assert response.status == 404
+    expect(page.get_by_text("Video not found")).to_be_visible()
+    response = page.goto("/no/such/page")
+    assert response.status == 404
+    assert_no_page_problems(page)

@@ -75,10 +75,12 @@ async def test_every_response_has_a_request_id_and_safety_headers(client):
     assert re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
 
 
-@pytest.mark.parametrize("path", ["/", "/watch/1", "/upload", "/login", "/register"])
-async def test_the_page(client, path):
-    response = await client.get(path)
-    html = (await expect(response, 200)).decode()
+@pytest.mark.parametrize(
+    "path, status", [("/", 200), ("/watch/1", 404), ("/upload", 200), ("/login", 200), ("/register", 200)]
+)
+async def test_the_page(client, path, status):
+    response = await client.get(path)  # /watch/1: no such video yet, the page says so
+    html = (await expect(response, status)).decode()
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert "mt_viewer" in response.cookies
@@ -151,3 +153,17 @@ async def test_the_page_knows_the_server_limits(make_client):
     html = (await expect(await client.get("/upload"), 200)).decode()
     assert '<meta name="minitube-max-upload-bytes" content="12345">' in html
     assert '<meta name="minitube-view-threshold" content="7.5">' in html
+
+
+async def test_a_browser_on_a_wrong_address_gets_the_page_with_404(client, register, upload, clips):
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    response = await client.get("/no/such/page", headers=html)
+    assert response.status == 404 and response.content_type == "text/html"
+    response = await client.get("/watch/999", headers=html)
+    assert response.status == 404 and response.content_type == "text/html"
+    _, token = await register()
+    video = await upload(token, clips["mp4"])
+    await expect(await client.get(f"/watch/{video['id']}", headers=html), 200)
+    # Scripts still get the JSON envelope.
+    body = await expect(await client.get("/no/such/page"), 404)
+    assert body["error"]["code"] == "not_found"

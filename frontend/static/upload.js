@@ -205,7 +205,7 @@ function uploadErrorMessage(err) {
     case 413:
       return `That file is too large. ${err.message}`;
     case 415:
-      return `That file isn't a video we can accept. ${err.message}`;
+      return err.message; // the server says what the file is and what it accepts
     default:
       return err.message;
   }

@@ -156,19 +156,42 @@ function createWatchPage(id, navigate) {
     return { root, goneNotice, setWatching, setViews, setStatus };
   }
 
-  /** The author's Delete button, shown or hidden as the signed-in user changes. */
+  /**
+   * The author's Delete button, shown or hidden as the signed-in user changes.
+   * Deleting cannot be undone, so the first click only asks: an in-page
+   * confirmation (not window.confirm, which blocks the page) with Cancel.
+   */
   function createActions(video) {
     const button = h('button', { type: 'button', class: 'button button-danger button-small', hidden: true }, 'Delete');
+    const confirm = h('button', { type: 'button', class: 'button button-danger button-small' }, 'Delete for good');
+    const cancel = h('button', { type: 'button', class: 'button button-small' }, 'Cancel');
+    const question = h('span', { class: 'confirm-text' }, 'Delete this video? This cannot be undone.');
+    const confirmBox = h('div', { class: 'watch-confirm', role: 'group', 'aria-label': 'Confirm delete', hidden: true },
+      question, confirm, cancel);
     const error = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
-    const root = h('div', { class: 'watch-actions' }, button);
+    const root = h('div', { class: 'watch-actions' }, button, confirmBox);
 
-    const update = () => setVisible(button, getUser()?.id === video.author?.id);
+    const isAuthor = () => getUser()?.id === video.author?.id;
+    const update = () => {
+      setVisible(button, isAuthor());
+      setVisible(confirmBox, false);
+    };
     update();
     cleanups.push(subscribe(update));
 
-    button.addEventListener('click', async () => {
+    button.addEventListener('click', () => {
       setVisible(error, false);
-      setBusy(button, true, 'Deleting…');
+      setVisible(button, false);
+      setVisible(confirmBox, true);
+      cancel.focus();
+    });
+    cancel.addEventListener('click', () => {
+      setVisible(confirmBox, false);
+      setVisible(button, true);
+      button.focus();
+    });
+    confirm.addEventListener('click', async () => {
+      setBusy(confirm, true, 'Deleting…');
       try {
         await request(`/videos/${video.id}`, { method: 'DELETE', signal: controller.signal });
       } catch (err) {
@@ -177,7 +200,7 @@ function createWatchPage(id, navigate) {
         if (err.status !== 404) {
           error.textContent = `Couldn't delete: ${err.message}`;
           setVisible(error, true);
-          setBusy(button, false);
+          setBusy(confirm, false);
           return;
         }
       }
