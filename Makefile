@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP) ## make the virtualenv and install minitube with its test tools
 
-run: $(STAMP) ## serve on http://127.0.0.1:$${PORT:-8080} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL)
+run: $(STAMP) ## serve on http://127.0.0.1:8080 (or $PORT) (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL)
 	$(BIN)/python -m minitube dev
 
 browser: ## install Debian's Chromium for the browser tests (as root, when missing)
