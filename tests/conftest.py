@@ -194,6 +194,18 @@ def upload(client):
     return factory
 
 
+@pytest.fixture
+def client_with_video(make_client, register, upload, clips):
+    """A client with settings overrides, and one video uploaded on it."""
+
+    async def factory(**overrides):
+        client = await make_client(**overrides)
+        _, token = await register(app_client=client)
+        return client, await upload(token, clips["mp4"], app_client=client)
+
+    return factory
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_warnings():
     with warnings.catch_warnings():

@@ -87,10 +87,8 @@ async def test_bad_token_and_foreign_origin_are_refused(client, video):
     await ws.close()
 
 
-async def test_sockets_per_address_are_capped(make_client, register, upload, clips):
-    client = await make_client(sockets_per_address=2)
-    _, token = await register(app_client=client)
-    video = await upload(token, clips["mp4"], app_client=client)
+async def test_sockets_per_address_are_capped(client_with_video):
+    client, video = await client_with_video(sockets_per_address=2)
     url = f"/videos/{video['id']}/active-viewers"
     open_ = [await client.ws_connect(url) for _ in range(2)]
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -103,10 +101,8 @@ async def test_sockets_per_address_are_capped(make_client, register, upload, cli
         await ws.close()
 
 
-async def test_burst_of_joins_is_coalesced(make_client, register, upload, clips):
-    client = await make_client(broadcast_interval_seconds=0.25)
-    _, token = await register(app_client=client)
-    video = await upload(token, clips["mp4"], app_client=client)
+async def test_burst_of_joins_is_coalesced(client_with_video):
+    client, video = await client_with_video(broadcast_interval_seconds=0.25)
     url = client.make_url(f"/videos/{video['id']}/active-viewers")
     async with viewer_session() as watcher:
         ws = await watcher.ws_connect(url)
@@ -163,10 +159,8 @@ async def test_a_viewer_stays_while_any_of_their_tabs_is_open(client, register, 
     assert await count() == 0
 
 
-async def test_concurrent_handshakes_cannot_pass_the_address_cap(make_client, register, upload, clips):
-    client = await make_client(sockets_per_address=5)
-    _, token = await register(app_client=client)
-    video = await upload(token, clips["mp4"], app_client=client)
+async def test_concurrent_handshakes_cannot_pass_the_address_cap(client_with_video):
+    client, video = await client_with_video(sockets_per_address=5)
     url = f"/videos/{video['id']}/active-viewers"
     results = await asyncio.gather(*(client.ws_connect(url) for _ in range(20)), return_exceptions=True)
     opened = [r for r in results if isinstance(r, aiohttp.ClientWebSocketResponse)]

@@ -74,10 +74,8 @@ async def test_signed_in_user_counts_once_across_devices(client, register, video
         await ws.close()
 
 
-async def test_fresh_cookies_from_one_address_are_capped(make_client, register, upload, clips):
-    client = await make_client(views_per_address=3)
-    _, token = await register(app_client=client)
-    video = await upload(token, clips["mp4"], app_client=client)
+async def test_fresh_cookies_from_one_address_are_capped(client_with_video):
+    client, video = await client_with_video(views_per_address=3)
     url = client.make_url(f"/videos/{video['id']}/active-viewers")
     sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(5)]
     try:
