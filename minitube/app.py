@@ -30,7 +30,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.post("/auth/login", auth.login, name="login"),
         web.get("/auth/me", auth.me, name="me"),
         web.post("/auth/logout-all", auth.logout_all, name="logout-all"),
-        web.post("/videos/upload", uploads.upload, name="upload"),
+        web.post("/videos/upload", uploads.upload, name="upload", expect_handler=uploads.expect_upload),
         web.get("/videos", feed.feed, name="feed"),
         web.get("/videos/{id:[0-9]+}", videos.get_video, name="video"),
         web.delete("/videos/{id:[0-9]+}", videos.delete_video, name="delete-video"),

@@ -22,6 +22,7 @@ from .auth import AuthUser, clean_text, required_user
 from .errors import AppError, BadRequest, Invalid, NotAVideo, TooLarge
 from .httputil import client_address, json_response
 from .keys import redis_key, settings_key, storage_key
+from .middlewares import error_response
 from .media import SNIFF_BYTES, describe_unknown, process_upload, sniff_container
 from .settings import Settings
 from .videos import create_video, fetch_video, video_json
@@ -136,12 +137,35 @@ async def store_upload(request: web.Request, user: AuthUser) -> int:
         return await create_video(app, user, title, description, info, form.filename)
 
 
+def _refuse_oversized(request: web.Request) -> None:
+    limit = request.app[settings_key].max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + ENVELOPE_ALLOWANCE:
+        raise TooLarge(f"The upload is larger than the limit of {limit} bytes.", code="file_too_large")
+
+
+async def expect_upload(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` (curl sends it for large files): invite the body
+    only for an upload that can be accepted, so a client that is not signed
+    in, or whose file is over the limit, is told before it sends a byte."""
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return None  # the only expectation HTTP/1.1 defines; anything else is ignored
+    try:
+        await required_user(request)
+        _refuse_oversized(request)
+    except AppError as exc:
+        response = error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+        response.force_close()
+        return response
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the 100 is not part of the answer's size
+    return None
+
+
 async def upload(request: web.Request) -> web.Response:
     app = request.app
     settings = app[settings_key]
     user = await required_user(request)
-    if request.content_length is not None and request.content_length > settings.max_upload_bytes + ENVELOPE_ALLOWANCE:
-        raise TooLarge(f"The upload is larger than the limit of {settings.max_upload_bytes} bytes.", code="file_too_large")
+    _refuse_oversized(request)
     await ratelimit.limit(
         app[redis_key],
         f"rl:upload:{client_address(request)}",

@@ -120,7 +120,8 @@ class Presence:
     ) -> Connection:
         conn = Connection(ws, video_id, viewer, address, socket_id)
         self._by_video.setdefault(video_id, set()).add(conn)
-        self._views[video_id] = views
+        # Views only grow: a count read before a concurrent view must not win.
+        self._views[video_id] = max(self._views.get(video_id, 0), views)
         self.sockets.add(ws)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:

@@ -200,3 +200,24 @@ async def test_get_video_and_unknown_ids(client, register, upload, clips):
         body = await expect(await client.get(path), 404)
         assert body["error"]["code"] in ("video_not_found", "not_found")
     await expect(await client.get("/videos/99999999999999999999999"), 404)
+
+
+async def test_expect_100_continue_is_answered_before_the_body(make_client, register, clips):
+    client = await make_client(max_upload_bytes=100_000)
+    _, token = await register(app_client=client)
+
+    async def ask(headers):
+        reader, writer = await asyncio.open_connection(client.host, client.port)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"POST /videos/upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\n{head}\r\n".encode()
+        )
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+        return status
+
+    assert (await ask({"Content-Length": "5000000000", "Authorization": f"Bearer {token}"})).startswith(b"HTTP/1.1 413")
+    assert (await ask({"Content-Length": "5000"})).startswith(b"HTTP/1.1 401")
+    assert (await ask({"Content-Length": "5000", "Authorization": f"Bearer {token}"})).startswith(b"HTTP/1.1 100")
