@@ -175,6 +175,7 @@ def dev_services(data_dir: Path, database_url: str, redis_url: str) -> Iterator[
         yield database_url, redis_url
     finally:
         for service in reversed(started):
+            log.info("stopping embedded %s", "PostgreSQL" if isinstance(service, EmbeddedPostgres) else "Redis")
             service.stop()
 
 
