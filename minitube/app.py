@@ -10,6 +10,7 @@ from . import auth, feed, health, openapi, pages, streaming, uploads, videos, vi
 from .db import db_ctx
 from .keys import settings_key, storage_key
 from .middlewares import access_log, cors_preflight, error_envelope, security_headers
+from .ratelimit import limiter_ctx
 from .redis_client import redis_ctx
 from .settings import Settings
 from .storage import Storage
@@ -64,7 +65,15 @@ def create_app(settings: Settings) -> web.Application:
     # Order matters: cleanup runs in reverse, so presence (which still talks
     # to Redis as its sockets close) is torn down before the Redis client.
     app.cleanup_ctx.extend(
-        [storage_ctx, db_ctx, redis_ctx, auth.hasher_ctx, streaming.media_cache_ctx, viewers.presence_ctx]
+        [
+            storage_ctx,
+            db_ctx,
+            redis_ctx,
+            limiter_ctx,
+            auth.hasher_ctx,
+            streaming.media_cache_ctx,
+            viewers.presence_ctx,
+        ]
     )
     app.on_shutdown.append(viewers.close_sockets)
     return app

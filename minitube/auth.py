@@ -15,10 +15,10 @@ import argon2
 import jwt
 from aiohttp import web
 
-from . import db, ratelimit
+from . import db
 from .errors import EmailTaken, Invalid, RateLimited, Unauthorized
 from .httputil import client_address, json_response, read_json_object, rfc3339
-from .keys import hasher_key, redis_key, settings_key, user_key
+from .keys import hasher_key, limiter_key, settings_key, user_key
 from .settings import Settings
 
 JWT_ALGORITHM = "HS256"
@@ -233,8 +233,7 @@ async def register(request: web.Request) -> web.Response:
     settings = app[settings_key]
     body = await read_json_object(request)
     email, password, display_name = validate_registration(body)
-    await ratelimit.limit(
-        app[redis_key],
+    await app[limiter_key].limit(
         f"rl:register:{client_address(request)}",
         allowed=settings.registrations_per_address,
         window=settings.rate_window_seconds,
@@ -268,10 +267,10 @@ async def login(request: web.Request) -> web.Response:
     # Each attempt is counted before the password is checked, atomically, so
     # guesses sent in parallel cannot all slip in under the limit; a success
     # gives its attempt back.
-    redis = app[redis_key]
+    limiter = app[limiter_key]
     keys = (f"rl:login:email:{email}", f"rl:login:addr:{client_address(request)}")
     window = settings.login_failure_window_seconds
-    attempts = await ratelimit.hit_all(redis, list(keys), window)
+    attempts = await limiter.hit_all(list(keys), window)
     over = [ttl for count, ttl in attempts if count > settings.login_failures_limit]
     if over:
         raise RateLimited(max(over), f"Too many failed logins; try again in {max(over)} seconds.")
@@ -286,8 +285,8 @@ async def login(request: web.Request) -> web.Response:
     if not await hasher.verify(row["password_hash"] if row else None, password):
         raise Unauthorized("E-mail or password is wrong.", code="invalid_credentials")
 
-    await ratelimit.forget(redis, keys[0])
-    await ratelimit.give_back(redis, keys[1])
+    await limiter.forget(keys[0])
+    await limiter.give_back(keys[1])
     if hasher.needs_rehash(row["password_hash"]):
         async with db.cursor(app) as cur:
             await cur.execute(UPDATE_PASSWORD_HASH, {"id": row["id"], "password_hash": await hasher.hash(password)})

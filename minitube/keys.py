@@ -13,6 +13,7 @@ from .storage import Storage
 
 if TYPE_CHECKING:
     from .auth import AuthUser, PasswordHasher
+    from .ratelimit import RateLimiter
     from .streaming import MediaCache
     from .viewers import Presence
 
@@ -23,6 +24,7 @@ hasher_key = web.AppKey("hasher", "PasswordHasher")
 media_cache_key = web.AppKey("media_cache", "MediaCache")
 presence_key = web.AppKey("presence", "Presence")
 storage_key = web.AppKey("storage", Storage)
+limiter_key = web.AppKey("limiter", "RateLimiter")
 
 user_key = web.RequestKey("user", "AuthUser | None")
 request_id_key = web.RequestKey("request_id", str)

@@ -17,11 +17,10 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import ratelimit
 from .auth import AuthUser, clean_text, required_user
 from .errors import AppError, BadRequest, Invalid, NotAVideo, TooLarge
 from .httputil import client_address, json_response
-from .keys import redis_key, settings_key, storage_key
+from .keys import limiter_key, settings_key, storage_key
 from .middlewares import error_response
 from .media import SNIFF_BYTES, describe_unknown, process_upload, sniff_container
 from .settings import Settings
@@ -166,8 +165,7 @@ async def upload(request: web.Request) -> web.Response:
     settings = app[settings_key]
     user = await required_user(request)
     _refuse_oversized(request)
-    await ratelimit.limit(
-        app[redis_key],
+    await app[limiter_key].limit(
         f"rl:upload:{client_address(request)}",
         allowed=settings.uploads_per_address,
         window=settings.rate_window_seconds,

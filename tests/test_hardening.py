@@ -303,3 +303,15 @@ async def test_a_file_part_without_a_file_name_is_still_the_file(make_client, re
         "/videos/upload", data=data, headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
     )
     assert (await expect(response, 413))["error"]["code"] == "file_too_large"
+
+
+async def test_login_throttling_holds_while_redis_is_down(make_client, register):
+    healthy = await make_client()
+    await register("ann@example.com", app_client=healthy)
+    client = await make_client(redis_url="redis://127.0.0.1:1/0", login_failures_limit=3)
+    wrong = {"email": "ann@example.com", "password": "wrong password"}
+    for _ in range(3):
+        await expect(await client.post("/auth/login", json=wrong), 401)
+    response = await client.post("/auth/login", json=wrong)
+    await expect(response, 429)
+    assert int(response.headers["Retry-After"]) > 0
