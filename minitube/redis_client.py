@@ -6,14 +6,14 @@ from typing import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from .keys import redis_key, settings_key
 
-# Errors that mean "Redis is not reachable right now" (redis-py wraps socket
-# errors in these; a bare OSError here would also swallow disk errors).
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError)
+# Errors that mean "Redis cannot serve us right now": unreachable, timed out,
+# or refusing (out of memory, read-only replica, loading). redis-py wraps
+# socket errors in these; a bare OSError here would also swallow disk errors.
+UNAVAILABLE_ERRORS = (RedisError,)
 
 
 # Connections per process. redis-py's default pool fails at once when all

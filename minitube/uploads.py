@@ -33,6 +33,9 @@ MAX_FORM_TEXT = 2 * MAX_TEXT_FIELD
 ENVELOPE_ALLOWANCE = MAX_FORM_TEXT + 64 * 1024
 # A client that sends nothing for this long has gone or is stalling on purpose.
 STALL_SECONDS = 60.0
+# title, description, file, and a few a client may add; parsing many tiny
+# parts is CPU work done without yielding to other requests.
+MAX_PARTS = 8
 
 
 @dataclasses.dataclass
@@ -48,9 +51,15 @@ async def read_form(request: web.Request, workspace: Path, settings: Settings) -
     if not request.content_type.startswith("multipart/form-data"):
         raise BadRequest("Send the video as multipart/form-data.", code="invalid_multipart")
     form = UploadForm()
+    # Everything read counts: part bodies, part headers, a preamble, empty parts.
+    budget = settings.max_upload_bytes + ENVELOPE_ALLOWANCE
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        reader = await _stalling(request.multipart())
+        for _ in range(MAX_PARTS + 1):
+            part = await _stalling(reader.next())
+            _check_budget(request, budget)
+            if part is None:
+                return form
             if not isinstance(part, BodyPartReader):
                 raise BadRequest("Nested multipart bodies are not accepted.", code="invalid_multipart")
             if part.name == "file":
@@ -65,24 +74,30 @@ async def read_form(request: web.Request, workspace: Path, settings: Settings) -
                 text = await _read_text(part, form)
                 if part.name in ("title", "description"):
                     form.fields[part.name] = text
+        raise BadRequest(f"An upload has at most {MAX_PARTS} parts.", code="invalid_multipart")
     except (ValueError, AssertionError, UnicodeDecodeError, LookupError, HttpProcessingError) as exc:
         # aiohttp's multipart reader reports a malformed body with these.
         raise BadRequest(f"The multipart body is malformed ({exc.__class__.__name__}).", code="invalid_multipart") from None
-    return form
 
 
-async def _chunk(part: BodyPartReader, size: int) -> bytes:
-    """The next chunk of a part; a client that stops sending is cut off."""
+def _check_budget(request: web.Request, budget: int) -> None:
+    # total_bytes counts what reached the body stream, after any Content-Encoding.
+    if request.content.total_bytes > budget:
+        raise TooLarge("The upload is larger than the limit.", code="file_too_large")
+
+
+async def _stalling(awaitable):
+    """Await a step of the multipart reader; a client that stops sending is cut off."""
     try:
         async with asyncio.timeout(STALL_SECONDS):
-            return await part.read_chunk(size)
+            return await awaitable
     except TimeoutError:
         raise AppError("The upload stalled.", code="request_timeout", status=408) from None
 
 
 async def _read_text(part: BodyPartReader, form: UploadForm) -> str:
     data = bytearray()
-    while chunk := await _chunk(part, 8192):
+    while chunk := await _stalling(part.read_chunk(8192)):
         data += chunk
         form.text_budget -= len(chunk)
         if len(data) > MAX_TEXT_FIELD or form.text_budget < 0:
@@ -95,7 +110,7 @@ async def _receive_file(part: BodyPartReader, path: Path, limit: int) -> None:
     received = 0
     head = b""
     with open(path, "wb") as out:
-        while chunk := await _chunk(part, CHUNK):
+        while chunk := await _stalling(part.read_chunk(CHUNK)):
             received += len(chunk)
             if received > limit:
                 raise TooLarge(f"The file is larger than the limit of {limit} bytes.", code="file_too_large")

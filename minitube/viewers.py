@@ -68,6 +68,20 @@ def _message(video_id: int, active_viewers: int | None, views: int) -> str:
     return json.dumps({"video_id": video_id, "active_viewers": active_viewers, "views": views})
 
 
+@contextlib.contextmanager
+def _survive(what: str):
+    """Background loops must outlive any one failure (Redis refusing a
+    command, say): log it and go on with the next round."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except UNAVAILABLE_ERRORS as exc:
+        log.warning("%s failed: Redis unavailable (%s)", what, exc)
+    except Exception:
+        log.exception("%s failed", what)
+
+
 def viewers_set(video_id: int) -> str:
     return f"presence:{video_id}"
 
@@ -173,7 +187,8 @@ class Presence:
         while True:
             await self._leave_wake.wait()
             self._leave_wake.clear()
-            await self._flush_leaves()
+            with _survive("presence leave"):
+                await self._flush_leaves()
 
     async def _flush_leaves(self) -> None:
         batch, self._leaving = self._leaving, []
@@ -278,22 +293,25 @@ class Presence:
             await self._wake.wait()
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
-            videos = [v for v in dirty if v in self._by_video]
-            counts = await self.counts(videos)
-            for video_id, count in counts.items():
-                conns = self._by_video.get(video_id)
-                if not conns:
-                    continue
-                state = (count, self._views.get(video_id, 0))
-                if self._sent.get(video_id) == state:
-                    continue
-                self._sent[video_id] = state
-                message = _message(video_id, *state)
-                for conn in list(conns):
-                    if not conn.ws.closed:
-                        with contextlib.suppress(ConnectionError, RuntimeError):
-                            await conn.ws.send_str(message)
+            with _survive("presence broadcast"):
+                await self._broadcast([v for v in dirty if v in self._by_video])
             await asyncio.sleep(interval)
+
+    async def _broadcast(self, videos: list[int]) -> None:
+        counts = await self.counts(videos)
+        for video_id, count in counts.items():
+            conns = self._by_video.get(video_id)
+            if not conns:
+                continue
+            state = (count, self._views.get(video_id, 0))
+            if self._sent.get(video_id) == state:
+                continue
+            self._sent[video_id] = state
+            message = _message(video_id, *state)
+            for conn in list(conns):
+                if not conn.ws.closed:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await conn.ws.send_str(message)
 
     async def renew_forever(self) -> None:
         """Keep this process's sockets alive, and notice others' expiring."""
@@ -301,15 +319,13 @@ class Presence:
         while True:
             await asyncio.sleep(period)
             now = time.time()
-            try:
+            with _survive("presence renewal"):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     self._record(pipe, [c for conns in self._by_video.values() for c in conns],
                                  now + self._settings.presence_timeout_seconds)
                     for video_id in self._by_video:  # forget viewers whose sockets all died
                         pipe.zremrangebyscore(viewers_set(video_id), "-inf", now)
                     await pipe.execute()
-            except UNAVAILABLE_ERRORS:
-                log.warning("presence not renewed: Redis unavailable")
             # A dead process's viewers expire without any event: recount.
             for video_id in self._by_video:
                 self._mark(video_id)
@@ -328,7 +344,8 @@ class Presence:
                 while not self._stopping:
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:
-                        await self._on_message(message)
+                        with _survive("presence message"):
+                            await self._on_message(message)
             except UNAVAILABLE_ERRORS:
                 if self._stopping:
                     return

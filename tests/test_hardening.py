@@ -315,3 +315,27 @@ async def test_login_throttling_holds_while_redis_is_down(make_client, register)
     response = await client.post("/auth/login", json=wrong)
     await expect(response, 429)
     assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_many_empty_parts_are_refused(client, register):
+    _, token = await register()
+    body = b"--b\r\n\r\n\r\n" * 10_000 + b"--b--\r\n"
+    response = await client.post(
+        "/videos/upload", data=body, headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert (await expect(response, 400))["error"]["code"] == "invalid_multipart"
+
+
+async def test_a_preamble_counts_towards_the_limit(make_client, register, clips):
+    client = await make_client(max_upload_bytes=50_000)
+    _, token = await register(app_client=client)
+
+    async def body():  # chunked, so only what is read can be counted
+        for _ in range(40):
+            yield b"preamble " * 8000 + b"\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n--b--\r\n'
+
+    response = await client.post(
+        "/videos/upload", data=body(), headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status == 413
