@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import re
 import time
 import unicodedata
@@ -25,6 +26,7 @@ JWT_ALGORITHM = "HS256"
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 SUBJECT_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+MAX_EMAIL = 254
 MAX_DISPLAY_NAME = 50
 
 INSERT_USER = """
@@ -183,9 +185,9 @@ async def required_user(request: web.Request) -> AuthUser:
 
 
 def normalize_email(value: object) -> str:
-    """Trimmed, NFC and lower-case: `A@X.io` and `a@x.io` (and a composed and
-    a decomposed `á`) are one account."""
-    return unicodedata.normalize("NFC", value.strip()).lower() if isinstance(value, str) else ""
+    """Trimmed, NFKC and lower-case: `A@X.io` and `a@x.io`, a composed and a
+    decomposed `á`, and full-width `ａ` and `a` are one account."""
+    return unicodedata.normalize("NFKC", value.strip()).lower() if isinstance(value, str) else ""
 
 
 def _has_invisible(text: str) -> bool:
@@ -196,7 +198,7 @@ def _has_invisible(text: str) -> bool:
 def validate_registration(body: dict) -> tuple[str, str, str]:
     errors: dict[str, str] = {}
     email = normalize_email(body.get("email"))
-    if not EMAIL_RE.match(email) or len(email) > 254 or _has_invisible(email):
+    if not EMAIL_RE.match(email) or len(email) > MAX_EMAIL or _has_invisible(email):
         errors["email"] = "must be a valid e-mail address"
     password = body.get("password")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
@@ -259,6 +261,8 @@ async def login(request: web.Request) -> web.Response:
     errors = {}
     if not email:
         errors["email"] = "is required"
+    elif len(email) > MAX_EMAIL:
+        errors["email"] = f"must be at most {MAX_EMAIL} characters"
     if not isinstance(password, str) or not password:
         errors["password"] = "is required"
     if errors:
@@ -268,7 +272,9 @@ async def login(request: web.Request) -> web.Response:
     # guesses sent in parallel cannot all slip in under the limit; a success
     # gives its attempt back.
     limiter = app[limiter_key]
-    keys = (f"rl:login:email:{email}", f"rl:login:addr:{client_address(request)}")
+    # Hashed: the key's size does not depend on what the client sent.
+    email_digest = hashlib.sha256(email.encode()).hexdigest()[:32]
+    keys = (f"rl:login:email:{email_digest}", f"rl:login:addr:{client_address(request)}")
     window = settings.login_failure_window_seconds
     attempts = await limiter.hit_all(list(keys), window)
     over = [ttl for count, ttl in attempts if count > settings.login_failures_limit]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -90,3 +91,17 @@ def int_param(request: web.Request, name: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise NotFound()
     return int(raw)
+
+
+async def small_file_response(
+    request: web.Request, path: Path, etag: str, content_type: str, cache_control: str
+) -> web.Response:
+    """A small file sent whole with a strong ETag. Range headers are ignored
+    (RFC 9110 §14.2 allows it), If-None-Match answers 304; FileNotFoundError
+    propagates for the caller to turn into its own 404."""
+    body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    tags = [tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")]
+    if etag in tags or "*" in tags:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=content_type, headers=headers)

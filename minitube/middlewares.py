@@ -106,16 +106,16 @@ async def error_envelope(request: web.Request, handler) -> web.StreamResponse:
     except (ConnectionResetError, BrokenPipeError):
         raise  # the client went away mid-answer: aiohttp drops the connection quietly
     except asyncio.TimeoutError:
-        error_log.exception("timeout during %s %s", request.method, request.path)
+        error_log.exception("timeout during %s %r", request.method, request.path)
         response = error_response(503, "timeout", "A backing service did not answer in time.")
     except db.UNAVAILABLE_ERRORS:
-        error_log.exception("PostgreSQL unavailable during %s %s", request.method, request.path)
+        error_log.exception("PostgreSQL unavailable during %s %r", request.method, request.path)
         response = error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
     except redis_client.UNAVAILABLE_ERRORS:
-        error_log.exception("Redis unavailable during %s %s", request.method, request.path)
+        error_log.exception("Redis unavailable during %s %r", request.method, request.path)
         response = error_response(503, "redis_unavailable", "A backing service is unavailable; try again shortly.")
     except Exception:
-        error_log.exception("unhandled error in %s %s", request.method, request.path)
+        error_log.exception("unhandled error in %s %r", request.method, request.path)
         response = error_response(500, "internal_error", "Something went wrong on our side.")
     if request.body_exists and not request.content.at_eof():
         # Do not read the rest of a refused body (a 413 or an early 415

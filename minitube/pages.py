@@ -3,6 +3,7 @@ script routes on the path, so /watch/{id} can be shared and reloaded."""
 
 from __future__ import annotations
 
+import mimetypes
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from . import db
 from .errors import NotFound
-from .httputil import int_param
+from .httputil import int_param, small_file_response
 from .keys import settings_key
 from .views import ensure_anonymous_id
 
@@ -26,13 +27,22 @@ def setup_templates(app: web.Application) -> None:
 STATIC_DIR = FRONTEND_DIR / "static"
 
 
-async def static(request: web.Request) -> web.StreamResponse:
-    """A file of the page's own. Resolved and checked to stay inside the
-    static folder; a missing file is a 404 in the JSON envelope like any other."""
-    path = (STATIC_DIR / request.match_info["path"]).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
-        raise NotFound("No such file.")
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+async def static(request: web.Request) -> web.Response:
+    """A file of the page's own, sent whole. Resolved and checked to stay
+    inside the static folder; anything else is a 404 in the JSON envelope."""
+    try:
+        path = (STATIC_DIR / request.match_info["path"]).resolve()
+        if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+            raise NotFound("No such file.")
+        stat = path.stat()
+    except (ValueError, OSError):  # a NUL in the name, a name too long for the OS
+        raise NotFound("No such file.") from None
+    etag = f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"'
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    try:
+        return await small_file_response(request, path, etag, content_type, "public, max-age=300")
+    except FileNotFoundError:
+        raise NotFound("No such file.") from None
 
 
 def wants_page(request: web.Request) -> bool:
@@ -44,8 +54,12 @@ async def watch_page(request: web.Request) -> web.Response:
     """The page for /watch/{id}, answered 404 when there is no such video
     (the page then shows its own "not found" view)."""
     response = await page(request)
+    try:
+        video_id = int_param(request, "id")
+    except NotFound:
+        video_id = 0  # an id too long to exist
     async with db.cursor(request.app) as cur:
-        exists = await db.fetch_one(cur, "SELECT 1 AS found FROM videos WHERE id = %(id)s", {"id": int_param(request, "id")})
+        exists = await db.fetch_one(cur, "SELECT 1 AS found FROM videos WHERE id = %(id)s", {"id": video_id})
     if exists is None:
         response.set_status(404)
     return response

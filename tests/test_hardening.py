@@ -339,3 +339,34 @@ async def test_a_preamble_counts_towards_the_limit(make_client, register, clips)
         "/videos/upload", data=body(), headers={**auth(token), "Content-Type": "multipart/form-data; boundary=b"}
     )
     assert response.status == 413
+
+
+@pytest.mark.parametrize("path", ["/static/app.js%00", "/static/%00", "/static/" + "a" * 5000])
+async def test_impossible_static_names_are_404(client, path):
+    body = await expect(await client.get(path), 404)
+    assert body["error"]["code"] == "not_found"
+
+
+async def test_static_files_ignore_ranges_and_revalidate(client):
+    first = await client.get("/static/app.js")
+    await expect(first, 200)
+    assert first.content_type in ("text/javascript", "application/javascript")
+    for headers in ({"Range": "bytes=999999-"}, {"Range": "bytes=abc"}, {"Range": "bytes=0-1,5-6"}):
+        await expect(await client.get("/static/app.js", headers=headers), 200)
+    for tag in (first.headers["ETag"], "*"):
+        await expect(await client.get("/static/app.js", headers={"If-None-Match": tag}), 304)
+
+
+async def test_login_with_an_absurd_email_stores_nothing_big(client, settings):
+    import redis
+
+    body = {"email": "x" * 60_000 + "@b.io", "password": "whatever"}
+    await expect(await client.post("/auth/login", json=body), 422)
+    r = redis.Redis.from_url(settings.redis_url)
+    assert all(len(key) < 100 for key in r.scan_iter("rl:*"))
+    r.close()
+
+
+async def test_fullwidth_emails_are_the_same_account(client):
+    await expect(await client.post("/auth/register", json={"email": "ab@qa.io", "password": "password123"}), 201)
+    await expect(await client.post("/auth/register", json={"email": "\uff41\uff42@qa.io", "password": "password123"}), 409)
