@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from . import db
 from .auth import AuthUser, clean_text, required_user
 from .errors import AppError, BadRequest, Invalid, NotAVideo, TooLarge
 from .httputil import client_address, json_response
@@ -163,16 +164,21 @@ async def expect_upload(request: web.Request) -> web.StreamResponse | None:
     in, or whose file is over the limit, is told before it sends a byte."""
     if request.headers.get("Expect", "").lower() != "100-continue":
         return None  # the only expectation HTTP/1.1 defines; anything else is ignored
+    # aiohttp calls this before the middlewares, so it answers in the
+    # envelope itself.
     try:
         await required_user(request)
         _refuse_oversized(request)
     except AppError as exc:
         response = error_response(exc.status, exc.code, exc.message, headers=exc.headers)
-        response.force_close()
-        return response
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # the 100 is not part of the answer's size
-    return None
+    except db.UNAVAILABLE_ERRORS:
+        response = error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
+    else:
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the 100 is not part of the answer's size
+        return None
+    response.force_close()
+    return response
 
 
 async def upload(request: web.Request) -> web.Response:
