@@ -101,6 +101,14 @@ class Connection:
     viewer: str
     address: str
     socket_id: str  # "<process>:<n>", unique across processes
+    last_message: str = ""  # what this socket was last told, so it is not told twice
+
+    async def send(self, message: str) -> None:
+        if self.ws.closed or message == self.last_message:
+            return
+        self.last_message = message
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(message)
 
 
 class Presence:
@@ -309,9 +317,7 @@ class Presence:
             self._sent[video_id] = state
             message = _message(video_id, *state)
             for conn in list(conns):
-                if not conn.ws.closed:
-                    with contextlib.suppress(ConnectionError, RuntimeError):
-                        await conn.ws.send_str(message)
+                await conn.send(message)
 
     async def renew_forever(self) -> None:
         """Keep this process's sockets alive, and notice others' expiring."""
@@ -466,7 +472,7 @@ async def active_viewers(request: web.Request) -> web.WebSocketResponse:
         viewer = user_viewer(user.id) if user else anonymous_viewer(request, anon)
         await note_watch_start(app, video_id, viewer)
         conn = await presence.join(ws, video_id, viewer, address, socket_id, row["views"])
-        await ws.send_str(await presence.current_message(video_id))
+        await conn.send(await presence.current_message(video_id))
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and msg.data == "ping":
                 await ws.send_str("pong")

@@ -169,3 +169,18 @@ async def test_concurrent_handshakes_cannot_pass_the_address_cap(client_with_vid
     assert all(r.status == 429 for r in refused)
     for ws in opened:
         await ws.close()
+
+
+async def test_a_new_socket_is_told_its_count_once(client, video):
+    url = client.make_url(f"/videos/{video['id']}/active-viewers")
+    async with viewer_session() as one, viewer_session() as two:
+        ws1 = await one.ws_connect(url)
+        await next_count(ws1, 1)
+        ws2 = await two.ws_connect(url)
+        assert (await ws2.receive_json())["active_viewers"] == 2
+        await next_count(ws1, 2)
+        with pytest.raises(TimeoutError):  # nothing changed: nothing more is sent
+            async with asyncio.timeout(0.5):
+                await ws2.receive_json()
+        await ws1.close()
+        await ws2.close()
