@@ -79,7 +79,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     defaults = {"env": "development", "host": "127.0.0.1"}
     settings = Settings.from_env(**{k: v for k, v in defaults.items() if f"MINITUBE_{k.upper()}" not in os.environ})
-    with dev_services(settings.dev_data_dir, settings.database_url, settings.redis_url) as (database_url, redis_url):
+    services = dev_services(settings.dev_data_dir, settings.database_url, settings.redis_url, settings.port)
+    with services as (database_url, redis_url):
         settings = dataclasses.replace(settings, database_url=database_url, redis_url=redis_url)
         apply_migrations(database_url)
         serve(settings)

@@ -143,15 +143,23 @@ class EmbeddedRedis:
         self._proc = None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(exclude: tuple[int, ...] = ()) -> int:
+    """A free loopback port, other than those in `exclude` (a port the
+    caller means to bind itself, which is free too until it does)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in exclude:
+            return port
 
 
 @contextlib.contextmanager
-def dev_services(data_dir: Path, database_url: str, redis_url: str) -> Iterator[tuple[str, str]]:
-    """Start whichever of PostgreSQL and Redis has no URL; stop them on exit."""
+def dev_services(
+    data_dir: Path, database_url: str, redis_url: str, server_port: int
+) -> Iterator[tuple[str, str]]:
+    """Start whichever of PostgreSQL and Redis has no URL; stop them on exit.
+    Redis never takes `server_port`, the port minitube is about to listen on."""
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
     try:
         if not database_url:
@@ -161,7 +169,7 @@ def dev_services(data_dir: Path, database_url: str, redis_url: str) -> Iterator[
             log.info("embedded PostgreSQL: %s", database_url)
         if not redis_url:
             folder = data_dir / "redis"
-            port = _remembered_port(folder)
+            port = _remembered_port(folder, server_port)
             if _redis_answers(port):
                 # Another `minitube dev` on this data folder started it: share
                 # it (live counts must be shared) and leave it to that process.
@@ -179,7 +187,7 @@ def dev_services(data_dir: Path, database_url: str, redis_url: str) -> Iterator[
             service.stop()
 
 
-def _remembered_port(folder: Path) -> int:
+def _remembered_port(folder: Path, server_port: int) -> int:
     """The port this data folder's Redis used last (so its URL stays the same
     across runs), or a new free one when it is taken by something else."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -188,10 +196,11 @@ def _remembered_port(folder: Path) -> int:
         port = int(memo.read_text())
         if _redis_answers(port):
             return port
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", port))
-        return port
-    port = free_port()
+        if port != server_port:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port))
+            return port
+    port = free_port(exclude=(server_port,))
     memo.write_text(str(port))
     return port
 

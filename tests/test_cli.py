@@ -66,5 +66,5 @@ async def test_dev_runs_everything_and_ctrl_c_stops_everything(tmp_path, clips):
     deadline = time.monotonic() + 10
     while (processes_using(str(data / "postgres")) or processes_using(redis_marker)) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-    assert processes_using(str(data / "postgres")) == []
-    assert processes_using(redis_marker) == []
+    assert processes_using(str(data / "postgres")) == [], server.log()
+    assert processes_using(redis_marker) == [], server.log()
